@@ -1,0 +1,1 @@
+"""Model builders. Each module exports `MODELS: tuple[ModelSpec, ...]`."""
