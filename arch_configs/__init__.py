@@ -1,0 +1,1 @@
+"""Hardware presets (YAML). Each file cites where its numbers come from; `ttvsim archs` lists them."""

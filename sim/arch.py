@@ -1,0 +1,209 @@
+"""Hardware description: a typed, validated accelerator configuration.
+
+An `Arch` is `cores` identical cores, each with `array.count` systolic arrays sharing the
+core's per-operand SRAMs, a vector unit per core, and one DRAM (HBM) channel shared by all.
+Load presets by name (`load_arch("tpu_v1")`), YAML files, or dicts; override any key with
+`overrides={"array": {"rows": 64}}`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from workloads.errors import InputError, unknown
+
+from .schema import doc, from_mapping, read_yaml
+
+VECTOR_CLASSES = ("norm", "softmax", "activation", "elementwise", "resample", "embedding")
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    rows: int = field(metadata=doc("PE rows R of one systolic array"))
+    cols: int = field(metadata=doc("PE columns C of one systolic array"))
+    dataflow: str = field(metadata=doc("output/weight/input stationary", choices=("os", "ws", "is")))
+    count: int = field(default=1, metadata=doc("systolic arrays per core"))
+    overlap_folds: bool = field(
+        default=False,
+        metadata=doc("overlap a fold's drain with the next fold's fill (faster; not SCALE-Sim compatible)"),
+    )
+
+
+@dataclass(frozen=True)
+class SramConfig:
+    ifmap_kb: float = field(metadata=doc("input-operand SRAM per core (double-buffered)", "KiB"))
+    filter_kb: float = field(metadata=doc("weight-operand SRAM per core (double-buffered)", "KiB"))
+    ofmap_kb: float = field(metadata=doc("output SRAM per core (double-buffered)", "KiB"))
+
+
+@dataclass(frozen=True)
+class DramConfig:
+    bandwidth_gbs: float = field(metadata=doc("off-chip bandwidth shared by all cores", "GB/s (1e9 B/s)"))
+
+
+def _default_vector_cost() -> dict[str, float]:
+    # cycles per element per lane: a norm makes statistics and normalizes (3 passes of ALU
+    # work), softmax needs max, exp, sum and divide, activations a transcendental.
+    return {"norm": 3.0, "softmax": 4.0, "activation": 2.0, "elementwise": 1.0, "resample": 1.0, "embedding": 1.0}
+
+
+@dataclass(frozen=True)
+class VectorConfig:
+    lanes: int = field(metadata=doc("elements processed per cycle per core at 1 cycle/element"))
+    cycles_per_element: dict[str, float] = field(
+        default_factory=_default_vector_cost,
+        metadata=doc(f"ALU cycles per element per lane, by op class ({', '.join(VECTOR_CLASSES)})", "cycles"),
+    )
+    norm_passes: int = field(
+        default=2,
+        metadata=doc("DRAM read passes of a norm whose tensor does not fit on chip (statistics, then normalize)"),
+    )
+
+    def cost(self, op_class: str) -> float:
+        """Cycles per element per lane for `op_class` (preset value, else the default)."""
+        return self.cycles_per_element.get(op_class, _default_vector_cost()[op_class])
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    launch_overhead_us: float = field(
+        default=0.0, metadata=doc("host launch latency added per kernel", "us", positive=False)
+    )
+    graph_capture: bool = field(default=False, metadata=doc("replay captured graphs: one launch per stage"))
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    mac_pj: float = field(default=0.5, metadata=doc("energy per MAC", "pJ", positive=False))
+    sram_pj_per_byte: float = field(default=1.0, metadata=doc("energy per SRAM byte accessed", "pJ", positive=False))
+    dram_pj_per_byte: float = field(default=20.0, metadata=doc("energy per DRAM byte moved", "pJ", positive=False))
+    vector_op_pj: float = field(default=0.5, metadata=doc("energy per vector-lane cycle", "pJ", positive=False))
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A validated accelerator description (see `arch_configs/*.yaml` for documented presets)."""
+
+    name: str = field(metadata=doc("preset name"))
+    frequency_mhz: float = field(metadata=doc("clock of arrays, vector units and SRAMs", "MHz"))
+    word_bytes: int = field(metadata=doc("bytes per operand word (1 int8, 2 fp16/bf16, 4 fp32)", "B"))
+    array: ArrayConfig = field(metadata=doc("systolic array"))
+    sram: SramConfig = field(metadata=doc("per-core operand SRAMs"))
+    dram: DramConfig = field(metadata=doc("off-chip memory"))
+    vector: VectorConfig = field(metadata=doc("vector unit for norms, softmax, activations, elementwise"))
+    cores: int = field(default=1, metadata=doc("identical cores; GEMMs are partitioned across them"))
+    host: HostConfig = field(default_factory=HostConfig, metadata=doc("host launch overhead"))
+    energy: EnergyConfig = field(default_factory=EnergyConfig, metadata=doc("energy per action"))
+    description: str = field(default="", metadata=doc("what the preset models"))
+    source: str = field(default="", metadata=doc("where the preset's numbers come from"))
+
+    @property
+    def bytes_per_cycle(self) -> float:
+        """DRAM bandwidth in bytes per core clock cycle (whole chip)."""
+        return self.dram.bandwidth_gbs * 1e9 / (self.frequency_mhz * 1e6)
+
+    @property
+    def arrays(self) -> int:
+        return self.cores * self.array.count
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        return self.arrays * self.array.rows * self.array.cols
+
+    def replace(self, **changes: Any) -> Arch:
+        """A copy with top-level fields replaced (use `load_arch(..., overrides=)` for nested keys)."""
+        return dataclasses.replace(self, **changes)
+
+
+def presets() -> dict[str, Path]:
+    """Preset name -> YAML path, from the installed `arch_configs` package."""
+    root = resources.files("arch_configs")
+    return {Path(p.name).stem: Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")}
+
+
+def load_arch(
+    source: str | Path | Mapping[str, Any] | Arch,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    base_dir: Path | None = None,
+) -> Arch:
+    """Load and validate an Arch from a preset name, a YAML path, or a mapping.
+
+    `overrides` is a nested mapping merged over the loaded keys (sweeps use it).
+    Relative paths resolve against `base_dir` (the experiment file's folder) first.
+    """
+    if isinstance(source, Arch):
+        if not overrides:
+            return source
+        source = _as_dict(source)
+    where = "arch"
+    if isinstance(source, Mapping):
+        data = dict(source)
+    else:
+        path, where = _find(source, base_dir)
+        data = read_yaml(path)
+        data.setdefault("name", path.stem)
+    if overrides:
+        data = _merge(data, overrides)
+    arch = from_mapping(Arch, data, where)
+    _check_tiles(arch, where)
+    return arch
+
+
+def _find(source: str | Path, base_dir: Path | None) -> tuple[Path, str]:
+    text = str(source)
+    if text in presets():
+        return presets()[text], str(presets()[text])
+    candidates = [Path(text)] if Path(text).is_absolute() else [*([base_dir / text] if base_dir else []), Path(text)]
+    for path in candidates:
+        if path.is_file():
+            return path, str(path)
+    if text.endswith((".yaml", ".yml")) or "/" in text:
+        raise InputError("file not found", where=text)
+    raise unknown("arch preset", text, presets())
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _as_dict(arch: Arch) -> dict[str, Any]:
+    return dataclasses.asdict(arch)
+
+
+def _check_tiles(arch: Arch, where: str) -> None:
+    """The stationary tile (R x C words) and one streamed vector must fit, double-buffered."""
+    a, w = arch.array, arch.word_bytes
+    stationary = {"os": "ofmap_kb", "ws": "filter_kb", "is": "ifmap_kb"}[a.dataflow]
+    per_array = {k: getattr(arch.sram, k) * 1024 / a.count for k in ("ifmap_kb", "filter_kb", "ofmap_kb")}
+    need = 2 * a.rows * a.cols * w
+    if per_array[stationary] < need:
+        raise InputError(
+            f"{per_array[stationary] / 1024:g} KiB per array cannot hold a double-buffered "
+            f"{a.rows}x{a.cols} {a.dataflow.upper()} stationary tile of {w}-byte words "
+            f"({need / 1024:g} KiB needed); enlarge it or shrink the array",
+            where=f"{where}.sram.{stationary}",
+        )
+    for key in per_array:
+        edge = 2 * max(a.rows, a.cols) * w
+        if per_array[key] < edge:
+            raise InputError(
+                f"{per_array[key]:g} B per array cannot double-buffer one {max(a.rows, a.cols)}-word "
+                f"array edge ({edge} B needed)",
+                where=f"{where}.sram.{key}",
+            )
+    unknown_classes = set(arch.vector.cycles_per_element) - set(VECTOR_CLASSES)
+    if unknown_classes:
+        name = sorted(unknown_classes)[0]
+        raise unknown("vector op class", name, VECTOR_CLASSES, where=f"{where}.vector.cycles_per_element")
