@@ -17,7 +17,7 @@ from typing import Any
 
 from workloads.errors import InputError, unknown
 
-from .schema import doc, from_mapping, read_yaml
+from .schema import child, doc, from_mapping, read_yaml
 
 VECTOR_CLASSES = ("norm", "softmax", "activation", "elementwise", "resample", "embedding")
 
@@ -131,6 +131,7 @@ def load_arch(
     overrides: Mapping[str, Any] | None = None,
     *,
     base_dir: Path | None = None,
+    where: str = "arch",
 ) -> Arch:
     """Load and validate an Arch from a preset name, a YAML path, or a mapping.
 
@@ -141,11 +142,11 @@ def load_arch(
         if not overrides:
             return source
         source = _as_dict(source)
-    where = "arch"
     if isinstance(source, Mapping):
         data = dict(source)
     else:
-        path, where = _find(source, base_dir)
+        path, found = _find(source, base_dir, where)
+        where = f"{found}:"
         data = read_yaml(path)
         data.setdefault("name", path.stem)
     if overrides:
@@ -155,7 +156,7 @@ def load_arch(
     return arch
 
 
-def _find(source: str | Path, base_dir: Path | None) -> tuple[Path, str]:
+def _find(source: str | Path, base_dir: Path | None, where: str) -> tuple[Path, str]:
     text = str(source)
     if text in presets():
         return presets()[text], str(presets()[text])
@@ -164,8 +165,8 @@ def _find(source: str | Path, base_dir: Path | None) -> tuple[Path, str]:
         if path.is_file():
             return path, str(path)
     if text.endswith((".yaml", ".yml")) or "/" in text:
-        raise InputError("file not found", where=text)
-    raise unknown("arch preset", text, presets())
+        raise InputError(f"arch file '{text}' not found", where=where)
+    raise unknown("arch preset", text, presets(), where=where)
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,7 +194,7 @@ def _check_tiles(arch: Arch, where: str) -> None:
             f"{per_array[stationary] / 1024:g} KiB per array cannot hold a double-buffered "
             f"{a.rows}x{a.cols} {a.dataflow.upper()} stationary tile of {w}-byte words "
             f"({need / 1024:g} KiB needed); enlarge it or shrink the array",
-            where=f"{where}.sram.{stationary}",
+            where=child(where, f"sram.{stationary}"),
         )
     for key in per_array:
         edge = 2 * max(a.rows, a.cols) * w
@@ -201,9 +202,9 @@ def _check_tiles(arch: Arch, where: str) -> None:
             raise InputError(
                 f"{per_array[key]:g} B per array cannot double-buffer one {max(a.rows, a.cols)}-word "
                 f"array edge ({edge} B needed)",
-                where=f"{where}.sram.{key}",
+                where=child(where, f"sram.{key}"),
             )
     unknown_classes = set(arch.vector.cycles_per_element) - set(VECTOR_CLASSES)
     if unknown_classes:
         name = sorted(unknown_classes)[0]
-        raise unknown("vector op class", name, VECTOR_CLASSES, where=f"{where}.vector.cycles_per_element")
+        raise unknown("vector op class", name, VECTOR_CLASSES, where=child(where, "vector.cycles_per_element"))

@@ -47,6 +47,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def child(where: str, key: object) -> str:
+    """The location of `key` under `where` ('file.yaml:' + 'a' -> 'file.yaml: a'; 'x' -> 'x.a')."""
+    if not where:
+        return str(key)
+    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
+
+
 def from_mapping(cls: type[T], data: Any, where: str) -> T:
     """Build dataclass `cls` from `data`, validating keys, types and ranges."""
     if not isinstance(data, Mapping):
@@ -60,7 +67,7 @@ def from_mapping(cls: type[T], data: Any, where: str) -> T:
             )
     values = {}
     for name, f in fields.items():
-        key_where = f"{where}.{name}" if where else name
+        key_where = child(where, name)
         if name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise InputError(f"missing required key ({f.metadata.get('help', '')})", where=key_where)
@@ -70,6 +77,8 @@ def from_mapping(cls: type[T], data: Any, where: str) -> T:
 
 
 def _convert(hint: Any, value: Any, meta: Mapping[str, Any], where: str) -> Any:
+    if hint is Any:
+        return value
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -80,7 +89,7 @@ def _convert(hint: Any, value: Any, meta: Mapping[str, Any], where: str) -> Any:
         if not isinstance(value, Mapping):
             raise InputError(f"expected a mapping, got {value!r}", where=where)
         _, vtype = typing.get_args(hint)
-        return {str(k): _convert(vtype, v, meta, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): _convert(vtype, v, meta, child(where, k)) for k, v in value.items()}
     if hint is bool:
         if not isinstance(value, bool):
             raise InputError(f"expected true or false, got {value!r}", where=where)

@@ -1,0 +1,134 @@
+"""Lowering: every `Op` becomes kernels on one of three units, as columns of numpy arrays.
+
+- GEMM kernels (systolic array): M x K x N, `count` independent instances (groups,
+  batch x heads), and whether each operand (A = ifmap, B = filter, C = output) lives in DRAM.
+- Vector kernels (vector unit): elements, op class, DRAM words in/out, norm passes.
+- Move kernels (DMA): words read and written, no compute.
+
+Attention lowers two ways. Unfused: QK^T writes the score matrix to DRAM, softmax reads and
+writes it, PV reads it. Fused (Flash-style): the same GEMMs with the scores kept on chip and an
+on-chip online softmax (with its rescaling work). The cost models never see op kinds or names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from workloads.ir import CONV_KINDS, Op, OpKind, numel
+
+from .arch import VECTOR_CLASSES
+
+ATTENTION_MODES = ("fused", "unfused")
+# Online softmax keeps a running max/sum and rescales the output tile per key block:
+# about one extra elementwise pass over the scores on top of the softmax itself.
+FUSED_SOFTMAX_FACTOR = 1.25
+
+
+class Unit(IntEnum):
+    GEMM = 0
+    VECTOR = 1
+    MOVE = 2
+
+
+# Columns of the kernel table. All int64; the cost models receive them as arrays.
+COLUMNS = (
+    "op", "unit", "m", "k", "n", "count", "a_dram", "b_dram", "c_dram",
+    "vclass", "elements", "words_in", "words_out", "multipass", "launches",
+)  # fmt: skip
+_VCLASS = {name: i for i, name in enumerate(VECTOR_CLASSES)}
+_VECTOR_KIND_CLASS = {
+    OpKind.GROUP_NORM: "norm",
+    OpKind.LAYER_NORM: "norm",
+    OpKind.SOFTMAX: "softmax",
+    OpKind.ACTIVATION: "activation",
+    OpKind.ELEMENTWISE: "elementwise",
+    OpKind.RESAMPLE: "resample",
+    OpKind.EMBEDDING: "embedding",
+}
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """The kernel table: one row per kernel, `cols[name]` an int64 array per column."""
+
+    cols: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.cols["op"])
+
+    def matrix(self) -> np.ndarray:
+        """All columns but `op` as an (n, c) matrix: the identity of a kernel's work."""
+        return np.stack([self.cols[c] for c in COLUMNS[1:]], axis=1)
+
+
+def _gemm(m: int, k: int, n: int, count: int = 1, a: int = 1, b: int = 1, c: int = 1, launches: int = 1) -> dict:
+    return {"unit": Unit.GEMM, "m": m, "k": k, "n": n, "count": count, "a_dram": a, "b_dram": b, "c_dram": c, "launches": launches}
+
+
+def _vector(vclass: str, elements: int, words_in: int, words_out: int, multipass: int = 0, launches: int = 1) -> dict:
+    return {
+        "unit": Unit.VECTOR, "vclass": _VCLASS[vclass], "elements": elements,
+        "words_in": words_in, "words_out": words_out, "multipass": multipass, "launches": launches,
+    }  # fmt: skip
+
+
+def _move(words_in: int, words_out: int) -> dict:
+    return {"unit": Unit.MOVE, "words_in": words_in, "words_out": words_out, "launches": 1}
+
+
+def _attention(op: Op, mode: str) -> list[dict]:
+    a = op.attrs
+    bh, lq, lk, d, dv = a["batch"] * a["heads"], a["lq"], a["lk"], a["head_dim"], a["v_head_dim"]
+    scores = bh * lq * lk
+    if mode == "unfused":
+        return [
+            _gemm(lq, d, lk, bh),  # S = Q K^T -> DRAM
+            _vector("softmax", scores, scores, scores),  # P = softmax(S), DRAM -> DRAM
+            _gemm(lq, lk, dv, bh),  # O = P V, P read back from DRAM
+        ]
+    return [  # one fused kernel: Q, K, V read, O written; S and P stay on chip
+        _gemm(lq, d, lk, bh, c=0),
+        _vector("softmax", math.ceil(scores * FUSED_SOFTMAX_FACTOR), 0, 0, launches=0),
+        _gemm(lq, lk, dv, bh, a=0, launches=0),
+    ]
+
+
+def lower_op(op: Op, attention: str = "fused") -> list[dict]:
+    """Kernels of one op (a list of column dicts)."""
+    kind, a = op.kind, op.attrs
+    if kind in CONV_KINDS:
+        groups = a["groups"]
+        m = op.output[0] * numel(op.output[2:])
+        k = a["in_ch"] // groups * math.prod(a["kernel"])
+        return [_gemm(m, k, a["out_ch"] // groups, groups)]
+    if kind is OpKind.LINEAR:
+        return [_gemm(a["tokens"], a["in_features"], a["out_features"])]
+    if kind is OpKind.MATMUL:
+        return [_gemm(a["m"], a["k"], a["n"], a["count"])]
+    if kind is OpKind.ATTENTION:
+        return _attention(op, attention)
+    words_in = sum(numel(s) for s in op.inputs)
+    words_out = numel(op.output)
+    if kind is OpKind.DATA_MOVEMENT:
+        return [_move(words_in, words_out)]
+    if kind is OpKind.EMBEDDING:  # gather one table row per output element
+        return [_vector("embedding", words_out, words_out, words_out)]
+    vclass = _VECTOR_KIND_CLASS[kind]
+    return [_vector(vclass, words_out, words_in, words_out, multipass=int(vclass == "norm"))]
+
+
+def lower(ops: Sequence[Op], attention: str = "fused") -> Kernels:
+    """The kernel table of `ops` (in order); `op` column indexes into `ops`."""
+    if attention not in ATTENTION_MODES:
+        raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
+    rows = []
+    for i, op in enumerate(ops):
+        for kernel in lower_op(op, attention):
+            rows.append({"op": i, **kernel})
+    cols = {c: np.fromiter((r.get(c, 0) for r in rows), dtype=np.int64, count=len(rows)) for c in COLUMNS}
+    return Kernels(cols)

@@ -1,0 +1,169 @@
+"""Simulation results: a per-op DataFrame, summaries by op class and stage, and exports.
+
+Every cycle, byte and joule column of `Result.ops` is a total over the op's repeats (50
+denoising steps included), so column sums are pipeline totals; `cycles_per_call` is one call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workloads.ir import Op
+
+from .arch import Arch
+from .costs import METRICS
+from .lower import Kernels, Unit
+
+_M = {name: j for j, name in enumerate(METRICS)}
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of `sim.simulate`: `ops` (one row per op, in execution order) and metadata."""
+
+    name: str
+    arch: Arch
+    attention: str
+    ops: pd.DataFrame
+
+    @classmethod
+    def assemble(
+        cls, name: str, ops: Sequence[Op], kernels: Kernels, metrics: np.ndarray, arch: Arch, attention: str
+    ) -> Result:
+        """Sum kernel metrics per op, scale by repeats, add launch overhead, schedule serially."""
+        n = len(ops)
+        idx = kernels.cols["op"]
+        per_op = {m: np.bincount(idx, weights=metrics[:, j], minlength=n) for m, j in _M.items()}
+        per_op["arrays_used"] = np.zeros(n)
+        np.maximum.at(per_op["arrays_used"], idx, metrics[:, _M["arrays_used"]])
+        repeat = np.array([op.repeat for op in ops], dtype=np.float64)
+        launches = np.bincount(idx, weights=kernels.cols["launches"], minlength=n)
+        launch = _launch_cycles(ops, launches, repeat, arch)
+        w = arch.word_bytes
+        compute = per_op["compute_cycles"] * repeat
+        stall = per_op["stall_cycles"] * repeat
+        busy = compute + stall
+        cycles = busy + launch
+        hz = arch.frequency_mhz * 1e6
+        time_s = cycles / hz
+        end = np.cumsum(time_s)
+        e = arch.energy
+        lanes = arch.vector.lanes * arch.cores
+        energy_pj = repeat * (
+            e.mac_pj * per_op["macs"]
+            + e.sram_pj_per_byte * w * (per_op["sram_read_words"] + per_op["sram_write_words"])
+            + e.dram_pj_per_byte * w * (per_op["dram_read_words"] + per_op["dram_write_words"])
+            + e.vector_op_pj * lanes * per_op["vector_cycles"]
+        )
+        first = _first_gemm(kernels, n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            util = np.where(busy > 0, per_op["macs"] * repeat / (busy * arch.peak_macs_per_cycle), 0.0)
+        frame = pd.DataFrame(
+            {
+                "op": [op.name for op in ops],
+                "kind": [op.kind.value for op in ops],
+                "op_class": [op.op_class for op in ops],
+                "stage": [op.stage for op in ops],
+                "block": [op.block for op in ops],
+                "attn_role": [op.attrs.get("role", "") for op in ops],
+                "attn_axis": [op.attrs.get("axis", "") for op in ops],
+                "repeat": repeat.astype(np.int64),
+                "kernels": np.bincount(idx, minlength=n),
+                "M": first["m"],
+                "K": first["k"],
+                "N": first["n"],
+                "gemm_count": first["count"],
+                "macs": (per_op["macs"] * repeat).astype(np.int64),
+                "cycles_per_call": (busy / repeat + launch / repeat),
+                "cycles": cycles,
+                "compute_cycles": compute,
+                "stall_cycles": stall,
+                "launch_cycles": launch,
+                "utilization": util,
+                "arrays_used": per_op["arrays_used"],
+                "dram_read_bytes": per_op["dram_read_words"] * repeat * w,
+                "dram_write_bytes": per_op["dram_write_words"] * repeat * w,
+                "sram_read_bytes": per_op["sram_read_words"] * repeat * w,
+                "sram_write_bytes": per_op["sram_write_words"] * repeat * w,
+                "energy_j": energy_pj * 1e-12,
+                "time_s": time_s,
+                "start_s": end - time_s,
+                "end_s": end,
+            }
+        )
+        return cls(name=name, arch=arch, attention=attention, ops=frame)
+
+    # -- summaries ---------------------------------------------------------------------
+    @property
+    def latency_s(self) -> float:
+        return float(self.ops["time_s"].sum())
+
+    def by(self, column: str) -> pd.Series:
+        """Seconds by the values of `column` (e.g. op_class, stage, attn_axis), largest first."""
+        return self.ops.groupby(column, sort=False)["time_s"].sum().sort_values(ascending=False)
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers: latency, cycles, seconds by op class and by stage, traffic, energy."""
+        o = self.ops
+        busy = float((o["compute_cycles"] + o["stall_cycles"]).sum())
+        return {
+            "workload": self.name,
+            "arch": self.arch.name,
+            "attention": self.attention,
+            "latency_s": self.latency_s,
+            "cycles": float(o["cycles"].sum()),
+            "compute_cycles": float(o["compute_cycles"].sum()),
+            "stall_cycles": float(o["stall_cycles"].sum()),
+            "launch_cycles": float(o["launch_cycles"].sum()),
+            "macs": int(o["macs"].sum()),
+            "utilization": float(o["macs"].sum() / (busy * self.arch.peak_macs_per_cycle)) if busy else 0.0,
+            "dram_bytes": float((o["dram_read_bytes"] + o["dram_write_bytes"]).sum()),
+            "energy_j": float(o["energy_j"].sum()),
+            "by_class": {k: float(v) for k, v in self.by("op_class").items()},
+            "by_stage": {k: float(v) for k, v in self.by("stage").items()},
+        }
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write ops.csv, by_class.csv, by_stage.csv and summary.json into `out_dir`."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [out / "ops.csv", out / "by_class.csv", out / "by_stage.csv", out / "summary.json"]
+        self.ops.to_csv(paths[0], index=False)
+        self.by("op_class").rename("time_s").to_csv(paths[1])
+        self.by("stage").rename("time_s").to_csv(paths[2])
+        paths[3].write_text(json.dumps(self.summary(), indent=2) + "\n")
+        return paths
+
+
+def _launch_cycles(ops: Sequence[Op], launches: np.ndarray, repeat: np.ndarray, arch: Arch) -> np.ndarray:
+    """Host launch overhead per op: launches x latency, or one launch per captured stage graph."""
+    per_launch = arch.host.launch_overhead_us * arch.frequency_mhz
+    if not arch.host.graph_capture:
+        return launches * repeat * per_launch
+    out = np.zeros(len(ops))
+    seen: set[tuple[str, int]] = set()
+    for i, op in enumerate(ops):
+        key = (op.stage, op.repeat)
+        if key not in seen:
+            seen.add(key)
+            out[i] = op.repeat * per_launch
+    return out
+
+
+def _first_gemm(kernels: Kernels, n: int) -> dict[str, np.ndarray]:
+    """Dims of each op's first GEMM kernel (zeros for ops without one)."""
+    out = {c: np.zeros(n, dtype=np.int64) for c in ("m", "k", "n", "count")}
+    is_gemm = kernels.cols["unit"] == Unit.GEMM
+    ops = kernels.cols["op"][is_gemm]
+    _, first = np.unique(ops, return_index=True)
+    rows = np.flatnonzero(is_gemm)[first]
+    for c in out:
+        out[c][kernels.cols["op"][rows]] = kernels.cols[c][rows]
+    return out
