@@ -43,7 +43,7 @@ def _cmd_run(args: argparse.Namespace, extra: Sequence[str]) -> int:
     exp = load_experiment(args.experiment)
     result = exp.run(str(args.experiment), attention=args.attention)
     out = Path(args.out) if args.out else Path("ttvsim-out") / exp.name
-    print(report.summary_text(result))
+    print(report.summary_text(result, exp.name))
     paths = result.write(out)
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0

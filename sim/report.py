@@ -33,11 +33,11 @@ def _share_table(series: pd.Series, label: str) -> str:
     return "\n".join(lines)
 
 
-def summary_text(result: Result) -> str:
+def summary_text(result: Result, title: str = "") -> str:
     """Latency of the whole pipeline, per stage, and the share of time by op class."""
     s = result.summary()
     head = (
-        f"{s['workload']} on {s['arch']} (attention {s['attention']})\n"
+        f"{title + ': ' if title else ''}{s['workload']} on {s['arch']} (attention {s['attention']})\n"
         f"  latency {_seconds(s['latency_s'])}  |  {s['cycles']:.4g} cycles "
         f"({100 * s['stall_cycles'] / max(s['cycles'], 1):.1f}% stalls)  |  array utilization "
         f"{100 * s['utilization']:.1f}%  |  DRAM {_si(s['dram_bytes'], 'B')}  |  energy {_si(s['energy_j'], 'J')}"
