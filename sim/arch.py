@@ -42,6 +42,14 @@ class SramConfig:
 
 
 @dataclass(frozen=True)
+class GlobalBufferConfig:
+    size_kb: float = field(default=0.0, metadata=doc("shared on-chip buffer / L2 (0: none)", "KiB", positive=False))
+    bandwidth_gbs: float = field(
+        default=0.0, metadata=doc("bandwidth from the global buffer to all cores (0: unlimited)", "GB/s", positive=False)
+    )
+
+
+@dataclass(frozen=True)
 class DramConfig:
     bandwidth_gbs: float = field(metadata=doc("off-chip bandwidth shared by all cores", "GB/s (1e9 B/s)"))
 
@@ -97,6 +105,9 @@ class Arch:
     dram: DramConfig = field(metadata=doc("off-chip memory"))
     vector: VectorConfig = field(metadata=doc("vector unit for norms, softmax, activations, elementwise"))
     cores: int = field(default=1, metadata=doc("identical cores; GEMMs are partitioned across them"))
+    global_buffer: GlobalBufferConfig = field(
+        default_factory=GlobalBufferConfig, metadata=doc("shared global buffer / L2 between cores and DRAM")
+    )
     host: HostConfig = field(default_factory=HostConfig, metadata=doc("host launch overhead"))
     energy: EnergyConfig = field(default_factory=EnergyConfig, metadata=doc("energy per action"))
     description: str = field(default="", metadata=doc("what the preset models"))

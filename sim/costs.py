@@ -1,13 +1,17 @@
 """Numba cost models: cycles, stalls and words moved for arrays of kernels at once.
 
-GEMM memory model (per systolic array, after partitioning the kernel over arrays):
-operands stream from DRAM into double-buffered SRAMs. For the tile loop, both loop orders
+GEMM partitioning: the folds of a kernel (all its instances) are dealt out to every array on
+the chip; each array runs ceil(folds / arrays) folds back to back, in lock step with the others.
+
+GEMM memory model: operands stream from DRAM into double-buffered SRAMs. For the tile loop, both loop orders
 of the two fold dimensions are considered and the one moving fewer DRAM words is taken: an
 operand tile reused across the inner loop is fetched once if it fits in half its SRAM,
 otherwise it is re-fetched every inner iteration; WS/IS partial sums spill to DRAM (write
 and read back) when the accumulation set does not fit half the output SRAM. Time is a tile
 pipeline: first load, then per fold max(compute, transfer of the next fold), then the last
-write-back, so stall = load + write + sum of max(0, transfer - compute).
+write-back, so stall = load + write + sum of max(0, transfer - compute). Traffic is that of
+one array walking the folds with its own SRAM; with a global buffer (L2), an operand that fits
+in half of it is read from DRAM once and every re-read is served by the L2 at its bandwidth.
 
 Vector kernels stream their inputs and outputs through DRAM (norms re-read inputs that do not
 fit on chip) and take max(ALU cycles, DRAM cycles). Move kernels only transfer.
@@ -73,43 +77,42 @@ def gemm_traffic(m, k, n, rows, cols, dataflow, a_cap, b_cap, c_cap):
 
 
 @njit(cache=True)
-def _gemm(out, m, k, n, count, a_dram, b_dram, c_dram, rows, cols, dataflow, overlap, arrays, caps, bw):
-    # Partition: independent instances spread over arrays; a kernel with fewer instances than
-    # arrays splits its larger output dimension (M or N) across the spare arrays.
-    split = 1
-    if count < arrays:
-        split = arrays // count
-        if m >= n:
-            m = _cdiv(m, split)
-        else:
-            n = _cdiv(n, split)
-    instances = count * split
-    used = min(arrays, instances)
-    per_array = _cdiv(instances, arrays)
-    bw_array = bw / used
-
+def _gemm(out, m, k, n, count, a_dram, b_dram, c_dram, rows, cols, dataflow, overlap, arrays, caps, bw, l2_words, l2_bw):
+    # Partitioning: the kernel's folds (count instances x folds each) are dealt out to all
+    # arrays of the chip, so an array runs ceil(total / arrays) folds back to back.
     fr, fc, t, folds = fold_geometry(m, k, n, rows, cols, dataflow)
     per_fold = fold_cycles(m, k, n, rows, cols, dataflow)
-    stream = per_fold
-    if overlap:
-        stream = t
-    a_rd, b_rd, spill, sram_rd = gemm_traffic(m, k, n, rows, cols, dataflow, caps[0], caps[1], caps[2])
-    reads = a_dram * a_rd + b_dram * b_rd + spill // 2
-    writes = c_dram * m * n + spill // 2
+    stream = t if overlap else per_fold
+    total_folds = count * folds
+    steps = _cdiv(total_folds, arrays)
+    used = min(arrays, total_folds)
 
-    total_folds = per_array * folds
-    load = reads / folds / bw_array
-    store = writes / folds / bw_array
-    compute = total_folds * stream + (per_fold - stream) - 1
-    stall = load + store + (total_folds - 1) * max(0.0, load + store - stream)
+    # Traffic of one instance as one array walks its folds with its own SRAM. With an L2,
+    # an operand that fits in it is fetched from DRAM once; re-reads are served by the L2.
+    a_rd, b_rd, spill, sram_rd = gemm_traffic(m, k, n, rows, cols, dataflow, caps[0], caps[1], caps[2])
+    a_mem = m * k if 2 * m * k <= l2_words else a_rd
+    b_mem = k * n if 2 * k * n <= l2_words else b_rd
+    c_spill = 0 if 2 * m * n <= l2_words else spill
+    dram_rd = count * (a_dram * a_mem + b_dram * b_mem + c_spill // 2)
+    dram_wr = count * (c_dram * m * n + c_spill // 2)
+    fills = count * (a_dram * a_rd + b_dram * b_rd + spill // 2)
+
+    # Tile pipeline over `steps` fold-steps; each step's transfer is limited by DRAM and,
+    # when present, by the L2 that feeds every array's fills.
+    load = dram_rd / steps / bw
+    store = dram_wr / steps / bw
+    if l2_bw > 0.0:
+        load = max(load, fills / steps / l2_bw)
+    compute = steps * stream + (per_fold - stream) - 1
+    stall = load + store + (steps - 1) * max(0.0, load + store - stream)
 
     out[0] = compute
     out[1] = stall
-    out[2] = reads * instances
-    out[3] = writes * instances
-    out[4] = (sram_rd + m * n) * instances
-    out[5] = (reads + m * n * (1 + max(0, fr - 1) * (dataflow != OS))) * instances
-    out[6] = m * k * n * instances
+    out[2] = dram_rd
+    out[3] = dram_wr
+    out[4] = count * (sram_rd + m * n)
+    out[5] = fills + count * m * n * (1 + max(0, fr - 1) * (dataflow != OS))
+    out[6] = count * m * k * n
     out[7] = 0.0
     out[8] = used
 
@@ -117,14 +120,14 @@ def _gemm(out, m, k, n, count, a_dram, b_dram, c_dram, rows, cols, dataflow, ove
 @njit(cache=True)
 def evaluate(
     unit, m, k, n, count, a_dram, b_dram, c_dram, vclass, elements, words_in, words_out, multipass,
-    rows, cols, dataflow, overlap, arrays, caps, bw, lanes, cpe, onchip_words, norm_passes,
+    rows, cols, dataflow, overlap, arrays, caps, bw, l2_words, l2_bw, lanes, cpe, onchip_words, norm_passes,
 ):  # fmt: skip
     """Metrics (len(unit) x N_METRICS, float64) of each kernel; see `METRICS`."""
     out = np.zeros((unit.shape[0], N_METRICS))
     for i in range(unit.shape[0]):
         if unit[i] == 0:
             _gemm(out[i], m[i], k[i], n[i], count[i], a_dram[i], b_dram[i], c_dram[i],
-                  rows, cols, dataflow, overlap, arrays, caps, bw)  # fmt: skip
+                  rows, cols, dataflow, overlap, arrays, caps, bw, l2_words, l2_bw)  # fmt: skip
             continue
         rd = float(words_in[i])
         if multipass[i] and words_in[i] > onchip_words:

@@ -32,6 +32,9 @@ class WorkloadSpec:
 @dataclass(frozen=True)
 class SimulationSpec:
     attention: str = field(default="fused", metadata=doc("attention lowering", choices=ATTENTION_MODES))
+    fuse_elementwise: bool = field(
+        default=False, metadata=doc("fold activations/elementwise ops into the producing GEMM")
+    )
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,10 @@ class Experiment:
         """Build the workload, load the arch and simulate."""
         arch = self.load_arch(source)
         graph = self.build(source)
-        return simulate(graph, arch, attention=attention or self.simulation.attention)
+        return simulate(
+            graph, arch, attention=attention or self.simulation.attention,
+            fuse_elementwise=self.simulation.fuse_elementwise,
+        )  # fmt: skip
 
 
 def load_experiment(path: str | Path) -> Experiment:

@@ -19,7 +19,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from workloads.ir import CONV_KINDS, Op, OpKind, numel
+from workloads.ir import CONV_KINDS, Op, OpGraph, OpKind, numel
 
 from .arch import VECTOR_CLASSES
 
@@ -122,13 +122,44 @@ def lower_op(op: Op, attention: str = "fused") -> list[dict]:
     return [_vector(vclass, words_out, words_in, words_out, multipass=int(vclass == "norm"))]
 
 
-def lower(ops: Sequence[Op], attention: str = "fused") -> Kernels:
-    """The kernel table of `ops` (in order); `op` column indexes into `ops`."""
+def epilogues(graph: OpGraph) -> dict[str, str]:
+    """Elementwise/activation ops fusable into the GEMM producing their input: consumer -> producer.
+
+    A GEMM (conv, linear, matmul) whose output feeds only one activation or elementwise op
+    no larger than it (bias add, SiLU, GEGLU gate) writes that op's result instead of its own:
+    one kernel and one DRAM round trip less.
+    """
+    fused = {}
+    g = graph.graph
+    for op in graph.ops():
+        if op.kind not in (OpKind.ACTIVATION, OpKind.ELEMENTWISE):
+            continue
+        for name in g.predecessors(op.name):
+            producer = graph[name]
+            sole_consumer = g.out_degree(name) == 1
+            if producer.kind in _EPILOGUE_HOSTS and sole_consumer and numel(op.output) <= numel(producer.output):
+                fused[op.name] = name
+                break
+    return fused
+
+
+_EPILOGUE_HOSTS = frozenset({OpKind.CONV1D, OpKind.CONV2D, OpKind.CONV3D, OpKind.LINEAR, OpKind.MATMUL})
+
+
+def lower(graph: OpGraph, attention: str = "fused", *, fuse_elementwise: bool = False) -> Kernels:
+    """The kernel table of `graph.ops()` (in order); the `op` column indexes into that list."""
     if attention not in ATTENTION_MODES:
         raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
+    fused = epilogues(graph) if fuse_elementwise else {}
+    hosts = set(fused.values())
     rows = []
-    for i, op in enumerate(ops):
-        for kernel in lower_op(op, attention):
-            rows.append({"op": i, **kernel})
+    for i, op in enumerate(graph.ops()):
+        kernels = lower_op(op, attention)
+        if op.name in hosts:
+            kernels[0]["c_dram"] = 0
+        if op.name in fused:
+            kernels[0]["words_in"] -= numel(graph[fused[op.name]].output)
+            kernels[0]["launches"] = 0
+        rows += [{"op": i, **kernel} for kernel in kernels]
     cols = {c: np.fromiter((r.get(c, 0) for r in rows), dtype=np.int64, count=len(rows)) for c in COLUMNS}
     return Kernels(cols)

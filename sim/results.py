@@ -32,10 +32,18 @@ class Result:
     arch: Arch
     attention: str
     ops: pd.DataFrame
+    fuse_elementwise: bool = False
 
     @classmethod
     def assemble(
-        cls, name: str, ops: Sequence[Op], kernels: Kernels, metrics: np.ndarray, arch: Arch, attention: str
+        cls,
+        name: str,
+        ops: Sequence[Op],
+        kernels: Kernels,
+        metrics: np.ndarray,
+        arch: Arch,
+        attention: str,
+        fuse_elementwise: bool = False,
     ) -> Result:
         """Sum kernel metrics per op, scale by repeats, add launch overhead, schedule serially."""
         n = len(ops)
@@ -98,7 +106,7 @@ class Result:
                 "end_s": end,
             }
         )
-        return cls(name=name, arch=arch, attention=attention, ops=frame)
+        return cls(name=name, arch=arch, attention=attention, ops=frame, fuse_elementwise=fuse_elementwise)
 
     # -- summaries ---------------------------------------------------------------------
     @property
@@ -117,6 +125,7 @@ class Result:
             "workload": self.name,
             "arch": self.arch.name,
             "attention": self.attention,
+            "fuse_elementwise": self.fuse_elementwise,
             "latency_s": self.latency_s,
             "cycles": float(o["cycles"].sum()),
             "compute_cycles": float(o["compute_cycles"].sum()),

@@ -174,3 +174,30 @@ def test_energy_is_positive_and_additive(tiny, os128):
     assert r.summary()["energy_j"] == pytest.approx(r.ops["energy_j"].sum())
     cheap = dataclasses.replace(os128, energy=dataclasses.replace(os128.energy, dram_pj_per_byte=0.0))
     assert sim.simulate(tiny, cheap).summary()["energy_j"] < r.summary()["energy_j"]
+
+
+def test_elementwise_fusion_removes_a_round_trip_and_launch(os128):
+    b = GraphBuilder("f", stage="s")
+    x = b.linear("fc", b.input((4096, 320)), 1280)
+    b.activation("act", x, "silu")
+    g = b.build()
+    plain = sim.simulate(g, os128)
+    fused = sim.simulate(g, os128, fuse_elementwise=True)
+    saved = 2 * 2 * 4096 * 1280  # the GEMM output is neither written nor read back (fp16)
+    assert plain.summary()["dram_bytes"] - fused.summary()["dram_bytes"] == saved
+    assert fused.latency_s < plain.latency_s
+    assert list(fused.ops["kernels"]) == [1, 1] and fused.summary()["macs"] == plain.summary()["macs"]
+    launch = sim.load_arch("os128", {"host": {"launch_overhead_us": 10.0}})
+    extra = sim.simulate(g, launch, fuse_elementwise=True).latency_s - sim.simulate(g, os128, fuse_elementwise=True).latency_s
+    assert extra == pytest.approx(10e-6)  # one launch for the fused pair
+
+
+def test_global_buffer_serves_refetches(os128):
+    g = gemm_graph(2048, 2048, 2048)
+    small = arch(16, 16, "os", sram=16, bw=32.0)
+    with_l2 = sim.load_arch(
+        {**dataclasses.asdict(small), "global_buffer": {"size_kb": 65536, "bandwidth_gbs": 4000}}
+    )
+    a, b = sim.simulate(g, small).summary(), sim.simulate(g, with_l2).summary()
+    assert b["dram_bytes"] == 2 * 3 * 2048 * 2048  # each operand once from DRAM
+    assert a["dram_bytes"] > b["dram_bytes"] and b["latency_s"] <= a["latency_s"]

@@ -251,7 +251,7 @@ class GraphBuilder:
         ops = numel(out) * max(1, len(xs) - 1)
         return self._emit(name, OpKind.ELEMENTWISE, xs, out, vector_ops=ops, fn=fn)
 
-    def _vector(self, name: str, kind: OpKind, xs: Sequence[Tensor], out: Shape, fn: str, *, params: int = 0, **attrs: Any) -> Tensor:
+    def _vector(self, name: str, kind: OpKind, xs: Sequence[Tensor], out: Shape, fn: str, /, *, params: int = 0, **attrs: Any) -> Tensor:
         return self._emit(name, kind, xs, out, params=params, vector_ops=numel(out) * _VECTOR_OPS[fn], **attrs)
 
     # -- data movement -------------------------------------------------------------------
