@@ -37,7 +37,7 @@ def test_presets_load_and_cite_sources(name):
 
 
 def test_presets_are_the_documented_three():
-    assert {"tpu_v1", "os128", "edge32"} <= set(sim.presets())
+    assert {"tpu_v1", "os128", "edge"} <= set(sim.presets())
     assert sim.load_arch("tpu_v1").array.rows == 256 and sim.load_arch("tpu_v1").array.dataflow == "ws"
     assert sim.load_arch("os128").array.dataflow == "os"
 
