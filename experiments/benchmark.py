@@ -80,7 +80,7 @@ def scalesim_times() -> str:
     if not path.is_file():
         return "SCALE-Sim reference data not recorded (run experiments/validate_scalesim.py --record)."
     df = pd.read_csv(path)
-    col = next((c for c in df.columns if "time" in c), None)
+    col = next((c for c in df.columns if "seconds" in c or "time" in c), None)
     if col is None:
         return "SCALE-Sim times were not recorded in the reference CSV."
     layers = len(df)

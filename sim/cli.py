@@ -16,6 +16,7 @@ import yaml
 from workloads.errors import InputError
 
 from . import report
+from .trace import write_trace
 
 
 def _parse_options(extra: Sequence[str]) -> dict[str, Any]:
@@ -45,6 +46,7 @@ def _cmd_run(args: argparse.Namespace, extra: Sequence[str]) -> int:
     out = Path(args.out) if args.out else Path("ttvsim-out") / exp.name
     print(report.summary_text(result, exp.name))
     paths = result.write(out)
+    paths.append(write_trace(result, out / "trace.json"))
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
 

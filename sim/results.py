@@ -102,7 +102,7 @@ class Result:
                 "sram_write_bytes": per_op["sram_write_words"] * repeat * w,
                 "energy_j": energy_pj * 1e-12,
                 "time_s": time_s,
-                "start_s": end - time_s,
+                "start_s": np.concatenate(([0.0], end[:-1])),
                 "end_s": end,
             }
         )

@@ -201,3 +201,17 @@ def test_global_buffer_serves_refetches(os128):
     a, b = sim.simulate(g, small).summary(), sim.simulate(g, with_l2).summary()
     assert b["dram_bytes"] == 2 * 3 * 2048 * 2048  # each operand once from DRAM
     assert a["dram_bytes"] > b["dram_bytes"] and b["latency_s"] <= a["latency_s"]
+
+
+def test_timeline_shows_launch_gaps(tiny, tmp_path):
+    import json
+
+    from sim.trace import timeline, write_trace
+
+    arch_ = sim.load_arch("os128", {"host": {"launch_overhead_us": 3.0}})
+    r = sim.simulate(tiny, arch_)
+    t = timeline(r)
+    assert (t["idle_s"] > 0).all() and t["idle_s"].sum() == pytest.approx(r.ops["launch_cycles"].sum() / 1e9)
+    assert (t["start_s"].iloc[1:].to_numpy() == t["end_s"].iloc[:-1].to_numpy()).all()
+    events = json.loads(write_trace(r, tmp_path / "t.json").read_text())["traceEvents"]
+    assert sum(e.get("name") == "launch" for e in events) == len(tiny)
