@@ -67,6 +67,10 @@ class VectorConfig:
         default_factory=_default_vector_cost,
         metadata=doc(f"ALU cycles per element per lane, by op class ({', '.join(VECTOR_CLASSES)})", "cycles"),
     )
+    core_bandwidth_gbs: float = field(
+        default=0.0,
+        metadata=doc("memory bandwidth one core's vector unit can draw (0: its share is unlimited)", "GB/s", positive=False),
+    )
     norm_passes: int = field(
         default=2,
         metadata=doc("DRAM read passes of a norm whose tensor does not fit on chip (statistics, then normalize)"),
@@ -75,6 +79,12 @@ class VectorConfig:
     def cost(self, op_class: str) -> float:
         """Cycles per element per lane for `op_class` (preset value, else the default)."""
         return self.cycles_per_element.get(op_class, _default_vector_cost()[op_class])
+
+
+@dataclass(frozen=True)
+class AttentionTileConfig:
+    tile_q: int = field(default=1, metadata=doc("query rows per fused-attention tile; shorter sequences are padded"))
+    tile_kv: int = field(default=1, metadata=doc("key/value rows per fused-attention tile; padded likewise"))
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,9 @@ class Arch:
     cores: int = field(default=1, metadata=doc("identical cores; GEMMs are partitioned across them"))
     global_buffer: GlobalBufferConfig = field(
         default_factory=GlobalBufferConfig, metadata=doc("shared global buffer / L2 between cores and DRAM")
+    )
+    attention: AttentionTileConfig = field(
+        default_factory=AttentionTileConfig, metadata=doc("tiling of fused attention kernels (FlashAttention block sizes)")
     )
     host: HostConfig = field(default_factory=HostConfig, metadata=doc("host launch overhead"))
     energy: EnergyConfig = field(default_factory=EnergyConfig, metadata=doc("energy per action"))

@@ -4,9 +4,11 @@ GEMM partitioning: the folds of a kernel (all its instances) are dealt out to ev
 the chip; each array runs ceil(folds / arrays) folds back to back, in lock step with the others.
 
 GEMM memory model: operands stream from DRAM into double-buffered SRAMs. For the tile loop, both loop orders
-of the two fold dimensions are considered and the one moving fewer DRAM words is taken: an
+of the two tiled dimensions are considered and the one moving fewer DRAM words is taken: an
 operand tile reused across the inner loop is fetched once if it fits in half its SRAM,
-otherwise it is re-fetched every inner iteration; WS/IS partial sums spill to DRAM (write
+otherwise it is re-fetched every inner iteration. OS keeps output tiles of any multiple of
+the array that fits half the output buffer (K streams through, as GPU thread blocks do);
+WS/IS tile at the array's size, and their partial sums spill to DRAM (write
 and read back) when the accumulation set does not fit half the output SRAM. Time is a tile
 pipeline: first load, then per fold max(compute, transfer of the next fold), then the last
 write-back, so stall = load + write + sum of max(0, transfer - compute). Traffic is that of
@@ -18,6 +20,8 @@ fit on chip) and take max(ALU cycles, DRAM cycles). Move kernels only transfer.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -32,9 +36,67 @@ METRICS = (
 N_METRICS = len(METRICS)
 
 
+class Hardware(NamedTuple):
+    """The arch scalars the cost models need, in cost-model units (words, cycles)."""
+
+    rows: int
+    cols: int
+    dataflow: int
+    overlap: bool
+    arrays: int  # systolic arrays on the chip
+    cores: int
+    ifmap_words: int  # per-array SRAM capacities
+    filter_words: int
+    ofmap_words: int
+    bw: float  # DRAM words per cycle, whole chip
+    l2_words: int
+    l2_bw: float  # L2 words per cycle (0: unlimited)
+    lanes: int  # vector lanes per core
+    core_bw: float  # DRAM words per cycle one core's vector unit can draw (0: unlimited)
+    onchip_words: int  # on-chip capacity deciding whether a norm re-reads DRAM
+    norm_passes: int
+
+
 @njit(cache=True, inline="always")
 def _cdiv(a: int, b: int) -> int:
     return (a + b - 1) // b
+
+
+@njit(cache=True)
+def _os_tiled(m, k, n, rows, cols, ha, hb, hc):
+    """DRAM reads (a, b) of an output-stationary GEMM tiled for reuse.
+
+    Outputs are kept in tiles of tm x tn (multiples of the array, at most half the output
+    buffer; the array's own R x C always qualifies) while K streams through; a block of A
+    (tm x K) or B (K x tn) is reused across the inner loop when it fits half its SRAM, and a
+    whole operand that fits is read once. The cheapest tile and loop order is taken.
+    """
+    a_words, b_words = m * k, k * n
+    best_a, best_b = a_words * _cdiv(n, cols), b_words * _cdiv(m, rows)
+    tm = rows
+    while True:
+        tn = cols
+        while True:
+            if tm * tn <= hc or (tm == rows and tn == cols):
+                nm, nn = _cdiv(m, tm), _cdiv(n, tn)
+                a_once, b_once = a_words <= ha, b_words <= hb
+                # M-tiles outer: A block reused over the N-tiles; B re-read per M-tile
+                a1 = a_words if a_once or tm * k <= ha else nn * a_words
+                b1 = b_words if b_once else nm * b_words
+                # N-tiles outer: B block reused over the M-tiles; A re-read per N-tile
+                a2 = a_words if a_once else nn * a_words
+                b2 = b_words if b_once or k * tn <= hb else nm * b_words
+                if a1 + b1 < best_a + best_b:
+                    best_a, best_b = a1, b1
+                if a2 + b2 < best_a + best_b:
+                    best_a, best_b = a2, b2
+            if tn >= n:
+                break
+            tn *= 2
+        if tm >= m:
+            break
+        tm *= 2
+    return best_a, best_b
 
 
 @njit(cache=True)
@@ -44,15 +106,8 @@ def gemm_traffic(m, k, n, rows, cols, dataflow, a_cap, b_cap, c_cap):
     a_words, b_words, c_words = m * k, k * n, m * n
     ha, hb, hc = a_cap // 2, b_cap // 2, c_cap // 2
     if dataflow == OS:
-        fm, fn = _cdiv(m, rows), _cdiv(n, cols)
-        # order 1: N-tiles outer, M-tiles inner (filter tile K x C reused across M-tiles)
-        a1 = a_words if a_words <= ha else fn * a_words
-        b1 = b_words if k * cols <= hb else fm * b_words
-        # order 2: M-tiles outer, N-tiles inner (ifmap tile R x K reused across N-tiles)
-        a2 = a_words if rows * k <= ha else fn * a_words
-        b2 = b_words if b_words <= hb else fm * b_words
-        spill1 = spill2 = 0
-        sram_reads = fn * a_words + fm * b_words
+        a_rd, b_rd = _os_tiled(m, k, n, rows, cols, ha, hb, hc)
+        return a_rd, b_rd, 0, _cdiv(n, cols) * a_words + _cdiv(m, rows) * b_words
     elif dataflow == WS:
         fk, fn = _cdiv(k, rows), _cdiv(n, cols)
         b1 = b2 = b_words  # each stationary weight is loaded exactly once
@@ -77,19 +132,20 @@ def gemm_traffic(m, k, n, rows, cols, dataflow, a_cap, b_cap, c_cap):
 
 
 @njit(cache=True)
-def _gemm(out, m, k, n, count, a_dram, b_dram, c_dram, rows, cols, dataflow, overlap, arrays, caps, bw, l2_words, l2_bw):
+def _gemm(out, m, k, n, count, a_dram, b_dram, c_dram, hw):
     # Partitioning: the kernel's folds (count instances x folds each) are dealt out to all
     # arrays of the chip, so an array runs ceil(total / arrays) folds back to back.
+    rows, cols, dataflow, l2_words, bw = hw.rows, hw.cols, hw.dataflow, hw.l2_words, hw.bw
     fr, fc, t, folds = fold_geometry(m, k, n, rows, cols, dataflow)
     per_fold = fold_cycles(m, k, n, rows, cols, dataflow)
-    stream = t if overlap else per_fold
+    stream = t if hw.overlap else per_fold
     total_folds = count * folds
-    steps = _cdiv(total_folds, arrays)
-    used = min(arrays, total_folds)
+    steps = _cdiv(total_folds, hw.arrays)
+    used = min(hw.arrays, total_folds)
 
     # Traffic of one instance as one array walks its folds with its own SRAM. With an L2,
     # an operand that fits in it is fetched from DRAM once; re-reads are served by the L2.
-    a_rd, b_rd, spill, sram_rd = gemm_traffic(m, k, n, rows, cols, dataflow, caps[0], caps[1], caps[2])
+    a_rd, b_rd, spill, sram_rd = gemm_traffic(m, k, n, rows, cols, dataflow, hw.ifmap_words, hw.filter_words, hw.ofmap_words)
     a_mem = m * k if 2 * m * k <= l2_words else a_rd
     b_mem = k * n if 2 * k * n <= l2_words else b_rd
     c_spill = 0 if 2 * m * n <= l2_words else spill
@@ -101,8 +157,8 @@ def _gemm(out, m, k, n, count, a_dram, b_dram, c_dram, rows, cols, dataflow, ove
     # when present, by the L2 that feeds every array's fills.
     load = dram_rd / steps / bw
     store = dram_wr / steps / bw
-    if l2_bw > 0.0:
-        load = max(load, fills / steps / l2_bw)
+    if hw.l2_bw > 0.0:
+        load = max(load, fills / steps / hw.l2_bw)
     compute = steps * stream + (per_fold - stream) - 1
     stall = load + store + (steps - 1) * max(0.0, load + store - stream)
 
@@ -118,34 +174,39 @@ def _gemm(out, m, k, n, count, a_dram, b_dram, c_dram, rows, cols, dataflow, ove
 
 
 @njit(cache=True)
-def evaluate(
-    unit, m, k, n, count, a_dram, b_dram, c_dram, vclass, elements, words_in, words_out, multipass,
-    rows, cols, dataflow, overlap, arrays, caps, bw, l2_words, l2_bw, lanes, cpe, onchip_words, norm_passes,
-):  # fmt: skip
+def _vector(out, unit, vclass, elements, words_in, words_out, multipass, par, cpe, hw):
+    # A kernel with `par` independent work items (e.g. the N x G groups of a GroupNorm's
+    # statistics) keeps at most `par` cores busy; each core's vector unit draws at most
+    # `core_bw` from memory.
+    active = hw.cores if par == 0 else min(hw.cores, par)
+    bw = hw.bw if hw.core_bw == 0.0 else min(hw.bw, active * hw.core_bw)
+    rd = float(words_in)
+    if multipass and words_in > hw.onchip_words:
+        rd *= hw.norm_passes
+    mem = np.ceil((rd + words_out) / bw)
+    alu = 0.0
+    if unit == 1:
+        alu = np.ceil(elements * cpe[vclass] / (hw.lanes * active))
+    out[0] = alu
+    out[1] = max(alu, mem) - alu
+    out[2] = rd
+    out[3] = words_out
+    out[4] = rd if unit == 1 else 0.0
+    out[5] = words_out if unit == 1 else 0.0
+    out[7] = alu
+    out[8] = active if unit == 1 else 0
+
+
+@njit(cache=True)
+def evaluate(unit, m, k, n, count, a_dram, b_dram, c_dram, vclass, elements, words_in, words_out, multipass, par, cpe, hw):
     """Metrics (len(unit) x N_METRICS, float64) of each kernel; see `METRICS`."""
     out = np.zeros((unit.shape[0], N_METRICS))
     for i in range(unit.shape[0]):
         if unit[i] == 0:
-            _gemm(out[i], m[i], k[i], n[i], count[i], a_dram[i], b_dram[i], c_dram[i],
-                  rows, cols, dataflow, overlap, arrays, caps, bw, l2_words, l2_bw)  # fmt: skip
-            continue
-        rd = float(words_in[i])
-        if multipass[i] and words_in[i] > onchip_words:
-            rd *= norm_passes
-        moved = rd + words_out[i]
-        mem = np.ceil(moved / bw)
-        alu = 0.0
-        if unit[i] == 1:
-            alu = np.ceil(elements[i] * cpe[vclass[i]] / lanes)
-        cycles = max(alu, mem)
-        out[i, 0] = alu
-        out[i, 1] = cycles - alu
-        out[i, 2] = rd
-        out[i, 3] = words_out[i]
-        out[i, 4] = rd if unit[i] == 1 else 0.0
-        out[i, 5] = words_out[i] if unit[i] == 1 else 0.0
-        out[i, 7] = alu
+            _gemm(out[i], m[i], k[i], n[i], count[i], a_dram[i], b_dram[i], c_dram[i], hw)
+        else:
+            _vector(out[i], unit[i], vclass[i], elements[i], words_in[i], words_out[i], multipass[i], par[i], cpe, hw)
     return out
 
 
-__all__ = ["IS", "METRICS", "OS", "WS", "evaluate", "gemm_traffic"]
+__all__ = ["IS", "METRICS", "OS", "WS", "Hardware", "evaluate", "gemm_traffic"]

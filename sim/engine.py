@@ -12,10 +12,36 @@ from workloads.errors import unknown
 from workloads.ir import OpGraph
 
 from .arch import VECTOR_CLASSES, Arch
-from .costs import METRICS, evaluate
+from .costs import METRICS, Hardware, evaluate
 from .lower import ATTENTION_MODES, COLUMNS, Kernels, lower
 from .results import Result
 from .systolic import dataflow_code
+
+
+def hardware(arch: Arch) -> Hardware:
+    """The arch in cost-model units: words, cycles, per-array SRAM capacities."""
+    a, w = arch.array, arch.word_bytes
+    per_cycle = 1.0 / (arch.frequency_mhz * 1e6) / w  # bytes/s -> words/cycle
+    l2_words = int(arch.global_buffer.size_kb * 1024 / w)
+    sram = arch.sram
+    return Hardware(
+        rows=a.rows,
+        cols=a.cols,
+        dataflow=dataflow_code(a.dataflow),
+        overlap=a.overlap_folds,
+        arrays=arch.arrays,
+        cores=arch.cores,
+        ifmap_words=int(sram.ifmap_kb * 1024 / a.count / w),
+        filter_words=int(sram.filter_kb * 1024 / a.count / w),
+        ofmap_words=int(sram.ofmap_kb * 1024 / a.count / w),
+        bw=arch.dram.bandwidth_gbs * 1e9 * per_cycle,
+        l2_words=l2_words,
+        l2_bw=arch.global_buffer.bandwidth_gbs * 1e9 * per_cycle,
+        lanes=arch.vector.lanes,
+        core_bw=arch.vector.core_bandwidth_gbs * 1e9 * per_cycle,
+        onchip_words=int((sram.ifmap_kb + sram.ofmap_kb) * 1024 * arch.cores / w) + l2_words,
+        norm_passes=arch.vector.norm_passes,
+    )
 
 
 def evaluate_kernels(kernels: Kernels, arch: Arch) -> np.ndarray:
@@ -24,21 +50,10 @@ def evaluate_kernels(kernels: Kernels, arch: Arch) -> np.ndarray:
         return np.zeros((0, len(METRICS)))
     unique, inverse = np.unique(kernels.matrix(), axis=0, return_inverse=True)
     c = {name: np.ascontiguousarray(unique[:, j]) for j, name in enumerate(COLUMNS[1:])}
-    a, w = arch.array, arch.word_bytes
-    caps = np.array(
-        [int(arch.sram.ifmap_kb * 1024 / a.count / w), int(arch.sram.filter_kb * 1024 / a.count / w),
-         int(arch.sram.ofmap_kb * 1024 / a.count / w)], dtype=np.int64,
-    )  # fmt: skip
-    bw_words = arch.bytes_per_cycle / w
     cpe = np.array([arch.vector.cost(v) for v in VECTOR_CLASSES])
-    l2_words = int(arch.global_buffer.size_kb * 1024 / w)
-    l2_bw = arch.global_buffer.bandwidth_gbs * 1e9 / (arch.frequency_mhz * 1e6) / w
-    onchip = int((arch.sram.ifmap_kb + arch.sram.ofmap_kb) * 1024 * arch.cores / w) + l2_words
     metrics = evaluate(
         c["unit"], c["m"], c["k"], c["n"], c["count"], c["a_dram"], c["b_dram"], c["c_dram"],
-        c["vclass"], c["elements"], c["words_in"], c["words_out"], c["multipass"],
-        a.rows, a.cols, dataflow_code(a.dataflow), a.overlap_folds, arch.arrays, caps, bw_words, l2_words, l2_bw,
-        arch.vector.lanes * arch.cores, cpe, onchip, arch.vector.norm_passes,
+        c["vclass"], c["elements"], c["words_in"], c["words_out"], c["multipass"], c["par"], cpe, hardware(arch),
     )  # fmt: skip
     return metrics[inverse.reshape(-1)]
 
@@ -52,6 +67,7 @@ def simulate(graph: OpGraph, arch: Arch, *, attention: str = "fused", fuse_eleme
     if attention not in ATTENTION_MODES:
         raise unknown("attention lowering", attention, ATTENTION_MODES)
     ops = graph.ops()
-    kernels = lower(graph, attention, fuse_elementwise=fuse_elementwise)
+    tile = (arch.attention.tile_q, arch.attention.tile_kv)
+    kernels = lower(graph, attention, fuse_elementwise=fuse_elementwise, tile=tile)
     metrics = evaluate_kernels(kernels, arch)
     return Result.assemble(graph.name, ops, kernels, metrics, arch, attention, fuse_elementwise)

@@ -38,7 +38,7 @@ class Unit(IntEnum):
 # Columns of the kernel table. All int64; the cost models receive them as arrays.
 COLUMNS = (
     "op", "unit", "m", "k", "n", "count", "a_dram", "b_dram", "c_dram",
-    "vclass", "elements", "words_in", "words_out", "multipass", "launches",
+    "vclass", "elements", "words_in", "words_out", "multipass", "par", "launches",
 )  # fmt: skip
 _VCLASS = {name: i for i, name in enumerate(VECTOR_CLASSES)}
 _VECTOR_KIND_CLASS = {
@@ -70,10 +70,12 @@ def _gemm(m: int, k: int, n: int, count: int = 1, a: int = 1, b: int = 1, c: int
     return {"unit": Unit.GEMM, "m": m, "k": k, "n": n, "count": count, "a_dram": a, "b_dram": b, "c_dram": c, "launches": launches}
 
 
-def _vector(vclass: str, elements: int, words_in: int, words_out: int, multipass: int = 0, launches: int = 1) -> dict:
+def _vector(
+    vclass: str, elements: int, words_in: int, words_out: int, multipass: int = 0, launches: int = 1, par: int = 0
+) -> dict:
     return {
-        "unit": Unit.VECTOR, "vclass": _VCLASS[vclass], "elements": elements,
-        "words_in": words_in, "words_out": words_out, "multipass": multipass, "launches": launches,
+        "unit": Unit.VECTOR, "vclass": _VCLASS[vclass], "elements": elements, "words_in": words_in,
+        "words_out": words_out, "multipass": multipass, "launches": launches, "par": par,
     }  # fmt: skip
 
 
@@ -81,7 +83,7 @@ def _move(words_in: int, words_out: int) -> dict:
     return {"unit": Unit.MOVE, "words_in": words_in, "words_out": words_out, "launches": 1}
 
 
-def _attention(op: Op, mode: str) -> list[dict]:
+def _attention(op: Op, mode: str, tile: tuple[int, int]) -> list[dict]:
     a = op.attrs
     bh, lq, lk, d, dv = a["batch"] * a["heads"], a["lq"], a["lk"], a["head_dim"], a["v_head_dim"]
     scores = bh * lq * lk
@@ -91,14 +93,21 @@ def _attention(op: Op, mode: str) -> list[dict]:
             _vector("softmax", scores, scores, scores),  # P = softmax(S), DRAM -> DRAM
             _gemm(lq, lk, dv, bh),  # O = P V, P read back from DRAM
         ]
-    return [  # one fused kernel: Q, K, V read, O written; S and P stay on chip
+    # one fused kernel: Q, K, V read, O written; S and P stay on chip. Queries and keys are
+    # processed in tiles, so sequences shorter than a tile (temporal attention) pay for a tile.
+    lq, lk = _round_up(lq, tile[0]), _round_up(lk, tile[1])
+    return [
         _gemm(lq, d, lk, bh, c=0),
-        _vector("softmax", math.ceil(scores * FUSED_SOFTMAX_FACTOR), 0, 0, launches=0),
+        _vector("softmax", math.ceil(bh * lq * lk * FUSED_SOFTMAX_FACTOR), 0, 0, launches=0),
         _gemm(lq, lk, dv, bh, a=0, launches=0),
     ]
 
 
-def lower_op(op: Op, attention: str = "fused") -> list[dict]:
+def _round_up(x: int, tile: int) -> int:
+    return -(-x // tile) * tile
+
+
+def lower_op(op: Op, attention: str = "fused", tile: tuple[int, int] = (1, 1)) -> list[dict]:
     """Kernels of one op (a list of column dicts)."""
     kind, a = op.kind, op.attrs
     if kind in CONV_KINDS:
@@ -111,7 +120,7 @@ def lower_op(op: Op, attention: str = "fused") -> list[dict]:
     if kind is OpKind.MATMUL:
         return [_gemm(a["m"], a["k"], a["n"], a["count"])]
     if kind is OpKind.ATTENTION:
-        return _attention(op, attention)
+        return _attention(op, attention, tile)
     words_in = sum(numel(s) for s in op.inputs)
     words_out = numel(op.output)
     if kind is OpKind.DATA_MOVEMENT:
@@ -119,7 +128,9 @@ def lower_op(op: Op, attention: str = "fused") -> list[dict]:
     if kind is OpKind.EMBEDDING:  # gather one table row per output element
         return [_vector("embedding", words_out, words_out, words_out)]
     vclass = _VECTOR_KIND_CLASS[kind]
-    return [_vector(vclass, words_out, words_in, words_out, multipass=int(vclass == "norm"))]
+    # GroupNorm statistics reduce over (N x groups) independent groups: its parallelism.
+    par = op.output[0] * a["groups"] if kind is OpKind.GROUP_NORM else 0
+    return [_vector(vclass, words_out, words_in, words_out, multipass=int(vclass == "norm"), par=par)]
 
 
 def epilogues(graph: OpGraph) -> dict[str, str]:
@@ -146,15 +157,20 @@ def epilogues(graph: OpGraph) -> dict[str, str]:
 _EPILOGUE_HOSTS = frozenset({OpKind.CONV1D, OpKind.CONV2D, OpKind.CONV3D, OpKind.LINEAR, OpKind.MATMUL})
 
 
-def lower(graph: OpGraph, attention: str = "fused", *, fuse_elementwise: bool = False) -> Kernels:
-    """The kernel table of `graph.ops()` (in order); the `op` column indexes into that list."""
+def lower(
+    graph: OpGraph, attention: str = "fused", *, fuse_elementwise: bool = False, tile: tuple[int, int] = (1, 1)
+) -> Kernels:
+    """The kernel table of `graph.ops()` (in order); the `op` column indexes into that list.
+
+    `tile` is the (query, key) tile of fused attention kernels (the arch's `attention` section).
+    """
     if attention not in ATTENTION_MODES:
         raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
     fused = epilogues(graph) if fuse_elementwise else {}
     hosts = set(fused.values())
     rows = []
     for i, op in enumerate(graph.ops()):
-        kernels = lower_op(op, attention)
+        kernels = lower_op(op, attention, tile)
         if op.name in hosts:
             kernels[0]["c_dram"] = 0
         if op.name in fused:

@@ -52,6 +52,8 @@ class Result:
         per_op["arrays_used"] = np.zeros(n)
         np.maximum.at(per_op["arrays_used"], idx, metrics[:, _M["arrays_used"]])
         repeat = np.array([op.repeat for op in ops], dtype=np.float64)
+        # true work: padded tiles (fused attention) cost cycles but are not MACs
+        per_op["macs"] = np.array([op.macs for op in ops], dtype=np.float64)
         launches = np.bincount(idx, weights=kernels.cols["launches"], minlength=n)
         launch = _launch_cycles(ops, launches, repeat, arch)
         w = arch.word_bytes
