@@ -71,7 +71,7 @@ BAD = [
     ("- a\n- b\n", "expected a mapping at the top level"),
     (SMALL + "colour: red\n", "unknown key 'colour'"),
     (SMALL.replace("workload:", "workloud:"), "unknown key 'workloud' (did you mean 'workload'?)"),
-    (SMALL.replace("model: sd15", "model: sd15x"), "unknown model 'sd51' (did you mean 'sd15'?)"),
+    (SMALL.replace("model: sd15", "model: sd15x"), "unknown model 'sd15x' (did you mean 'sd15'?)"),
     (SMALL.replace("steps: 2", "stpes: 2"), "has no option 'stpes' (did you mean 'steps'?)"),
     (SMALL.replace("steps: 2", "steps: -3"), "option 'steps' must be positive"),
     (SMALL.replace("steps: 2", "steps: many"), "option 'steps' expects an integer"),
