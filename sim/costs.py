@@ -31,7 +31,7 @@ from .systolic import IS, OS, WS, fold_cycles, fold_geometry
 # Output columns of `evaluate`.
 METRICS = (
     "compute_cycles", "stall_cycles", "dram_read_words", "dram_write_words",
-    "sram_read_words", "sram_write_words", "macs", "vector_cycles", "arrays_used",
+    "sram_read_words", "sram_write_words", "macs", "vector_cycles", "cores_used",
 )  # fmt: skip
 N_METRICS = len(METRICS)
 
@@ -170,7 +170,7 @@ def _gemm(out, m, k, n, count, a_dram, b_dram, c_dram, hw):
     out[5] = fills + count * m * n * (1 + max(0, fr - 1) * (dataflow != OS))
     out[6] = count * m * k * n
     out[7] = 0.0
-    out[8] = used
+    out[8] = _cdiv(used, hw.arrays // hw.cores)
 
 
 @njit(cache=True)

@@ -49,8 +49,8 @@ class Result:
         n = len(ops)
         idx = kernels.cols["op"]
         per_op = {m: np.bincount(idx, weights=metrics[:, j], minlength=n) for m, j in _M.items()}
-        per_op["arrays_used"] = np.zeros(n)
-        np.maximum.at(per_op["arrays_used"], idx, metrics[:, _M["arrays_used"]])
+        per_op["cores_used"] = np.zeros(n)
+        np.maximum.at(per_op["cores_used"], idx, metrics[:, _M["cores_used"]])
         repeat = np.array([op.repeat for op in ops], dtype=np.float64)
         # true work: padded tiles (fused attention) cost cycles but are not MACs
         per_op["macs"] = np.array([op.macs for op in ops], dtype=np.float64)
@@ -97,7 +97,8 @@ class Result:
                 "stall_cycles": stall,
                 "launch_cycles": launch,
                 "utilization": util,
-                "arrays_used": per_op["arrays_used"],
+                "cores_used": per_op["cores_used"],
+                "core_occupancy": per_op["cores_used"] / arch.cores,
                 "dram_read_bytes": per_op["dram_read_words"] * repeat * w,
                 "dram_write_bytes": per_op["dram_write_words"] * repeat * w,
                 "sram_read_bytes": per_op["sram_read_words"] * repeat * w,
@@ -135,6 +136,7 @@ class Result:
             "launch_cycles": float(o["launch_cycles"].sum()),
             "macs": int(o["macs"].sum()),
             "utilization": float(o["macs"].sum() / (busy * self.arch.peak_macs_per_cycle)) if busy else 0.0,
+            "core_occupancy": float((o["core_occupancy"] * o["time_s"]).sum() / max(self.latency_s, 1e-30)),
             "dram_bytes": float((o["dram_read_bytes"] + o["dram_write_bytes"]).sum()),
             "energy_j": float(o["energy_j"].sum()),
             "by_class": {k: float(v) for k, v in self.by("op_class").items()},

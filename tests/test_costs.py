@@ -144,7 +144,8 @@ def test_partitioning_conserves_macs_and_speeds_up(cores, tiny):
     assert many.summary()["macs"] == one.summary()["macs"] == tiny.total_macs()
     gemm = many.ops["macs"] > 0
     assert (many.ops.loc[gemm, "compute_cycles"] <= one.ops.loc[gemm, "compute_cycles"]).all()
-    assert many.ops["arrays_used"].max() <= cores
+    assert many.ops["cores_used"].max() <= cores
+    assert many.ops.loc[gemm, "cores_used"].max() == cores  # the 4096-token linears fill every core
 
 
 def test_vector_ops_bound_by_lanes_or_bandwidth(os128):
@@ -235,7 +236,7 @@ def test_group_norm_parallelism_is_limited_by_groups():
     base = arch(cores=64, bw=1000.0)
     starved = sim.load_arch({**dataclasses.asdict(base), "vector": {"lanes": 16, "core_bandwidth_gbs": 10.0}})
     r = sim.simulate(g, starved).ops.iloc[0]
-    assert r["arrays_used"] == 32  # one core per (sample, group)
+    assert r["cores_used"] == 32  # one core per (sample, group)
     traffic = r["dram_read_bytes"] + r["dram_write_bytes"]
     assert r["cycles"] == pytest.approx(np.ceil(traffic / 2 / (32 * 10.0 / 2)), rel=1e-9)  # 32 cores x 10 GB/s
     assert sim.simulate(g, base).latency_s < sim.simulate(g, starved).latency_s
