@@ -246,10 +246,12 @@ class GraphBuilder:
     def mul(self, name: str, *xs: Tensor) -> Tensor:
         return self.elementwise(name, xs, "mul")
 
-    def elementwise(self, name: str, xs: Sequence[Tensor], fn: str) -> Tensor:
+    def elementwise(self, name: str, xs: Sequence[Tensor], fn: str, *, params: int = 0) -> Tensor:
+        """Pointwise op over broadcast inputs; `params` counts a learned operand (PixArt's
+        `scale_shift_table + timestep`) that is not one of the activation inputs `xs`."""
         out = _broadcast([t.shape for t in xs])
         ops = numel(out) * max(1, len(xs) - 1)
-        return self._emit(name, OpKind.ELEMENTWISE, xs, out, vector_ops=ops, fn=fn)
+        return self._emit(name, OpKind.ELEMENTWISE, xs, out, params=params, vector_ops=ops, fn=fn)
 
     def _vector(self, name: str, kind: OpKind, xs: Sequence[Tensor], out: Shape, fn: str, /, *, params: int = 0, **attrs: Any) -> Tensor:
         return self._emit(name, kind, xs, out, params=params, vector_ops=numel(out) * _VECTOR_OPS[fn], **attrs)
