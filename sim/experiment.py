@@ -23,6 +23,9 @@ from .results import Result
 from .schema import doc, from_mapping, read_yaml
 
 
+FILE_OPTIONS = ("path", "config")  # model options naming files
+
+
 @dataclass(frozen=True)
 class WorkloadSpec:
     model: str = field(metadata=doc("model name (see `ttvsim models`)"))
@@ -53,7 +56,14 @@ class Experiment:
         return load_arch(self.arch, self.arch_overrides or None, base_dir=self.base_dir, where=where)
 
     def build(self, source: str = "") -> workloads.OpGraph:
-        return workloads.build(self.workload.model, where=f"{source}: workload" if source else None, **self.workload.options)
+        """The workload graph; file options (`path`, `config`) resolve against the experiment's folder."""
+        options = {k: self._resolve(v) if k in FILE_OPTIONS else v for k, v in self.workload.options.items()}
+        return workloads.build(self.workload.model, where=f"{source}: workload" if source else None, **options)
+
+    def _resolve(self, value: Any) -> Any:
+        if isinstance(value, str) and value and not Path(value).is_absolute() and (self.base_dir / value).exists():
+            return str(self.base_dir / value)
+        return value
 
     def run(self, source: str = "", attention: str | None = None) -> Result:
         """Build the workload, load the arch and simulate."""

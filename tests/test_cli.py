@@ -111,3 +111,10 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "unknown model 'nope'" in proc.stderr
+
+
+def test_topology_path_resolves_against_the_experiment(tmp_path, capsys):
+    (tmp_path / "layers.csv").write_text("Layer, M, N, K,\nfc1, 64, 32, 16,\nfc2, 64, 16, 32,\n")
+    exp = write(tmp_path, "name: topo\nworkload: {model: scalesim_topology, options: {path: layers.csv, format: gemm}}\narch: edge\n")
+    assert main(["run", str(exp), "--out", str(tmp_path / "out")]) == 0
+    assert "topo: " in capsys.readouterr().out
