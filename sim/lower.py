@@ -41,15 +41,6 @@ COLUMNS = (
     "vclass", "elements", "words_in", "words_out", "multipass", "par", "launches",
 )  # fmt: skip
 _VCLASS = {name: i for i, name in enumerate(VECTOR_CLASSES)}
-_VECTOR_KIND_CLASS = {
-    OpKind.GROUP_NORM: "norm",
-    OpKind.LAYER_NORM: "norm",
-    OpKind.SOFTMAX: "softmax",
-    OpKind.ACTIVATION: "activation",
-    OpKind.ELEMENTWISE: "elementwise",
-    OpKind.RESAMPLE: "resample",
-    OpKind.EMBEDDING: "embedding",
-}
 
 
 @dataclass(frozen=True)
@@ -127,7 +118,7 @@ def lower_op(op: Op, attention: str = "fused", tile: tuple[int, int] = (1, 1)) -
         return [_move(words_in, words_out)]
     if kind is OpKind.EMBEDDING:  # gather one table row per output element
         return [_vector("embedding", words_out, words_out, words_out)]
-    vclass = _VECTOR_KIND_CLASS[kind]
+    vclass = op.op_class  # norm, softmax, activation, elementwise, resample: the vector cost classes
     # GroupNorm statistics reduce over (N x groups) independent groups: its parallelism.
     par = op.output[0] * a["groups"] if kind is OpKind.GROUP_NORM else 0
     return [_vector(vclass, words_out, words_in, words_out, multipass=int(vclass == "norm"), par=par)]
