@@ -50,6 +50,6 @@ def run(arch: sim.Arch, small: bool = False) -> Study:
     ax.set_ylabel("share of time")
     ax.set_title(f"Time by operator class on {arch.name} (fused attention)")
     ax.tick_params(axis="x", rotation=45)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
     study.figures["shares"] = fig
     return study
