@@ -30,7 +30,7 @@ torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
 
-from test_torch_reference import n_params, our_classes, torch_flops  # noqa: E402
+from test_torch_reference import _config, n_params, our_classes, torch_flops  # noqa: E402
 
 import workloads  # noqa: E402
 from workloads import OpKind  # noqa: E402
@@ -42,10 +42,6 @@ GEMM_MODULES = (torch.nn.Linear, torch.nn.Conv2d, torch.nn.Conv3d)
 GEMM_KINDS = (OpKind.LINEAR, OpKind.CONV2D, OpKind.CONV3D)
 # Our op-name prefixes that are extra calls of a reference module (see the module docstring).
 ALIASES = {"conditioning.": "transformer_blocks.0.norm1.emb.", "later_chunks.": ""}
-
-
-def _config(mapping):
-    return {k: v for k, v in mapping.items() if not k.startswith("_")}
 
 
 def meta(cls, config):

@@ -48,6 +48,7 @@ TOLERANCE = 0.01
 
 
 def _config(mapping):
+    """A published config dict without its private `_` keys (what `from_config` accepts)."""
     return {k: v for k, v in mapping.items() if not k.startswith("_")}
 
 

@@ -30,6 +30,7 @@ from test_torch_reference import _config, check_against_reference, meta_unet, n_
 
 import workloads  # noqa: E402
 from workloads.zoo import imagen, sd21, sdxl  # noqa: E402
+from workloads.zoo._clip import CLIP_VIT_L14_TEXT_CONFIG, OPENCLIP_VIT_H14_TEXT_CONFIG  # noqa: E402
 from workloads.zoo._t5 import T5_V1_1_XXL  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -74,7 +75,7 @@ def test_sd21_unet_matches_diffusers_at_768():
 
 
 def test_sd21_text_encoder_matches_transformers():
-    model = clip(sd21.TEXT_ENCODER_CONFIG)
+    model = clip(OPENCLIP_VIT_H14_TEXT_CONFIG)
     ids = torch.zeros(1, 77, dtype=torch.long, device="meta")
     ours, theirs = check_against_reference(
         workloads.build("sd21_text_encoder"), model, lambda m, x: m(input_ids=x).last_hidden_state, ids
@@ -98,7 +99,7 @@ def test_sdxl_unet_matches_diffusers_at_1024():
 
 def test_sdxl_text_encoders_match_transformers():
     both = torch.nn.Module()
-    both.text_encoder = clip(sdxl.TEXT_ENCODER_CONFIG)
+    both.text_encoder = clip(CLIP_VIT_L14_TEXT_CONFIG)
     both.text_encoder_2 = clip(sdxl.TEXT_ENCODER_2_CONFIG, with_projection=True)
     ids = torch.zeros(1, 77, dtype=torch.long, device="meta")
 

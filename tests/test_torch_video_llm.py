@@ -22,12 +22,13 @@ torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
 
-from test_torch_reference import _config, check_against_reference, n_params  # noqa: E402
+from test_torch_reference import _config, check_against_reference, n_params, our_classes  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import workloads  # noqa: E402
 from workloads import GraphBuilder  # noqa: E402
 from workloads.zoo import llama, make_a_video, modelscope  # noqa: E402
+from workloads.zoo._clip import OPENCLIP_VIT_H14_TEXT_CONFIG  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -69,7 +70,7 @@ def test_modelscope_unet_flops_odd_shape():
 
 def test_modelscope_text_encoder_matches_transformers():
     with torch.device("meta"):
-        clip = transformers.CLIPTextModel(transformers.CLIPTextConfig(**modelscope.TEXT_ENCODER_CONFIG))
+        clip = transformers.CLIPTextModel(transformers.CLIPTextConfig(**OPENCLIP_VIT_H14_TEXT_CONFIG))
     ids = torch.zeros(1, 77, dtype=torch.long, device="meta")
     check_against_reference(
         workloads.build("modelscope_t2v_text_encoder"), clip, lambda m, x: m(input_ids=x).last_hidden_state, ids
@@ -117,7 +118,7 @@ def llama_classes(model, fn, *args):
 
 
 def assert_classes_match(graph, theirs):
-    ours = {cls: sum(op.flops * op.repeat for op in graph if op.op_class == cls) for cls in theirs}
+    ours = our_classes(graph)
     for cls, value in theirs.items():
         assert abs(ours[cls] - value) <= TOLERANCE * value, (cls, ours[cls], value)
     return ours

@@ -136,6 +136,18 @@ def attention(
         return b.linear(out_name, o, x.shape[-1], bias=out_bias)
 
 
+def geglu_feed_forward(b: GraphBuilder, x: Tensor) -> Tensor:
+    """The last sublayer of diffusers' `BasicTransformerBlock`: LayerNorm `norm3`, then the
+    GEGLU `FeedForward` (dim -> 2 x 4 dim -> GEGLU -> dim) as `ff.net.*`, residual."""
+    dim = x.shape[-1]
+    h = b.layer_norm("norm3", x)
+    with b.scope("ff", "net"):
+        h = b.linear("0.proj", h, 2 * 4 * dim)
+        h = b.activation("0.geglu", h, "geglu")
+        h = b.linear("2", h, dim)
+    return b.add("ff_add", h, x)
+
+
 def spatial_self_attention(b: GraphBuilder, name: str, x: Tensor, *, groups: int, heads: int = 1) -> Tensor:
     """diffusers `Attention` applied to an image (`UNetMidBlock2D`, the VAE mid block).
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from ..builder import GraphBuilder, Tensor
@@ -19,6 +20,43 @@ from . import _blocks
 from ._config import ConfigReader
 
 SEQ_LEN = 77  # CLIP tokenizer context length used by every Stable Diffusion pipeline
+
+# Published text-encoder `config.json` files, kept here once and shared by the pipelines.
+# openai/clip-vit-large-patch14 (SD 1.x `text_encoder`, SDXL `text_encoder`).
+CLIP_VIT_L14_TEXT_CONFIG = MappingProxyType(
+    {
+        "_name_or_path": "openai/clip-vit-large-patch14",
+        "architectures": ["CLIPTextModel"],
+        "hidden_act": "quick_gelu",
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "layer_norm_eps": 1e-05,
+        "max_position_embeddings": 77,
+        "model_type": "clip_text_model",
+        "num_attention_heads": 12,
+        "num_hidden_layers": 12,
+        "projection_dim": 768,
+        "vocab_size": 49408,
+    }
+)
+
+# OpenCLIP ViT-H/14's text tower as converted for SD 2.x and ModelScope T2V: 23 of its 24
+# layers are kept, so the last hidden state is OpenCLIP's penultimate layer.
+OPENCLIP_VIT_H14_TEXT_CONFIG = MappingProxyType(
+    {
+        "architectures": ["CLIPTextModel"],
+        "hidden_act": "gelu",
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "layer_norm_eps": 1e-05,
+        "max_position_embeddings": 77,
+        "model_type": "clip_text_model",
+        "num_attention_heads": 16,
+        "num_hidden_layers": 23,
+        "projection_dim": 512,
+        "vocab_size": 49408,
+    }
+)
 
 
 @dataclass(frozen=True)

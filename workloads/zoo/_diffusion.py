@@ -96,29 +96,59 @@ def vae_decode(cfg: VAEConfig) -> Emit:
     return lambda b, latents: vae_decoder(b, cfg, latents)
 
 
-# -- the pipeline ---------------------------------------------------------------------------
-def denoise_step(name: str, latents_shape: tuple[int, ...], denoiser: Emit, *, cfg: bool, attr: str = "unet") -> OpGraph:
-    """One denoising step on latents (N, C, h, w), in stage "unet".
+def vae_decoder_graph(name: str, vae: VAEConfig, side: int, images: int) -> OpGraph:
+    """Standalone `AutoencoderKL.decode` in stage "vae_decoder" on `images` latents of `side`^2
+    (a video's frames are decoded as one batch of images)."""
+    return component_graph(name, "vae_decoder", vae_decode(vae), (images, vae.latent_channels, side, side))
 
-    CFG concat of the latents (batch 2N) -> denoiser -> guidance combine on the two halves of
-    its prediction -> scheduler update (DDIM-style: predicted x0, then the previous sample).
-    """
-    b = GraphBuilder(name, "unet")
-    latents = b.input(latents_shape)
-    x = b.concat("guidance.concat_latents", [latents, latents], dim=0) if cfg else latents
-    with b.scope(attr):
-        eps = denoiser(b, x)
-    if eps.shape[1:] != latents.shape[1:]:
-        raise InputError(f"denoiser output {eps.shape[1:]} does not match the latents {latents.shape[1:]}")
-    if cfg:
-        uncond, text = (_blocks.view(eps, latents.shape),) * 2  # noise_pred.chunk(2): views
-        with b.scope("guidance"):
-            diff = b.elementwise("sub", [text, uncond], "sub")
-            diff = b.elementwise("scale", [diff], "mul")
-            eps = b.add("add", uncond, diff)
+
+# -- the pipeline ---------------------------------------------------------------------------
+def guidance_combine(b: GraphBuilder, pred: Tensor, half_shape: tuple[int, ...]) -> Tensor:
+    """Classifier-free guidance on a 2N-batch prediction, ops under `guidance.`:
+    `uncond + scale * (cond - uncond)` over its two halves of `half_shape` (chunk(2): views)."""
+    uncond = cond = _blocks.view(pred, half_shape)
+    with b.scope("guidance"):
+        diff = b.elementwise("sub", [cond, uncond], "sub")
+        diff = b.elementwise("scale", [diff], "mul")
+        return b.add("add", uncond, diff)
+
+
+def scheduler_update(b: GraphBuilder, latents: Tensor, eps: Tensor) -> Tensor:
+    """DDIM-style scheduler step under `scheduler.`: predicted x0, then the previous sample."""
     with b.scope("scheduler"):
         x0 = b.elementwise("pred_original_sample", [latents, eps], "axpby")
-        b.elementwise("prev_sample", [x0, eps], "axpby")
+        return b.elementwise("prev_sample", [x0, eps], "axpby")
+
+
+def denoise_step(
+    name: str,
+    latents_shape: tuple[int, ...],
+    denoiser: Emit,
+    *,
+    cfg: bool,
+    attr: str = "unet",
+    stage: str = "unet",
+    prefix: str = "",
+    cfg_concat: str = "concat_latents",
+) -> OpGraph:
+    """One denoising step on latents (N, C, ...), in `stage` ("unet" by default).
+
+    CFG concat of the latents (batch 2N, op `guidance.<cfg_concat>`) -> denoiser (ops under
+    `attr`) -> guidance combine on the two halves of its prediction -> scheduler update
+    (DDIM-style: predicted x0, then the previous sample). With `prefix` every op name is
+    nested under it (one stage of a cascade, e.g. `decoder.`).
+    """
+    b = GraphBuilder(name, stage)
+    latents = b.input(latents_shape)
+    with b.scope(prefix) if prefix else nullcontext():
+        x = b.concat(f"guidance.{cfg_concat}", [latents, latents], dim=0) if cfg else latents
+        with b.scope(attr):
+            eps = denoiser(b, x)
+        if eps.shape[1:] != latents.shape[1:]:
+            raise InputError(f"denoiser output {eps.shape[1:]} does not match the latents {latents.shape[1:]}")
+        if cfg:
+            eps = guidance_combine(b, eps, latents.shape)
+        scheduler_update(b, latents, eps)
     return b.build()
 
 

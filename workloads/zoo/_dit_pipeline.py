@@ -11,16 +11,12 @@ The denoising stage is named "transformer" and its component ops are prefixed
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from ..builder import GraphBuilder, Tensor
+from ..builder import GraphBuilder
 from ..errors import InputError
 from ..ir import OpGraph
 from . import _blocks
+from ._diffusion import Emit, guidance_combine, scheduler_update
 from ._t5 import T5_V1_1_XXL, T5Config, t5_encoder
-
-# Emits a network on its input inside a builder and returns its output.
-Emit = Callable[[GraphBuilder, Tensor], Tensor]
 
 T5_XXL = T5Config.from_dict(T5_V1_1_XXL, "T5-XXL v1.1 encoder")
 STAGE = "transformer"
@@ -41,13 +37,6 @@ def t5_text_encoder(name: str, batch: int, seq_len: int, *, prefix: bool = True)
     return b.build()
 
 
-def component(name: str, stage: str, emit: Emit, input_shape: tuple[int, ...]) -> OpGraph:
-    """A standalone component (transformer, decoder) on a graph input of `input_shape`."""
-    b = GraphBuilder(name, stage)
-    emit(b, b.input(input_shape))
-    return b.build()
-
-
 def guided_step(
     name: str, latents_shape: tuple[int, ...], denoiser: Emit, *, cfg: bool, learned_sigma: bool, channel_dim: int = 1
 ) -> OpGraph:
@@ -63,20 +52,14 @@ def guided_step(
         pred = denoiser(b, x)
     half = (latents_shape[0], *pred.shape[1:])
     if cfg:
-        uncond, text = (_blocks.view(pred, half),) * 2  # noise_pred.chunk(2): views
-        with b.scope("guidance"):
-            diff = b.elementwise("sub", [text, uncond], "sub")
-            diff = b.elementwise("scale", [diff], "mul")
-            pred = b.add("add", uncond, diff)
+        pred = guidance_combine(b, pred, half)
     if learned_sigma:
         split = list(half)
         split[channel_dim] //= 2
         pred = _blocks.view(pred, tuple(split))  # noise_pred.chunk(2, dim=channel)[0]
     if pred.shape[1:] != tuple(latents_shape[1:]):
         raise InputError(f"transformer prediction {pred.shape[1:]} does not match the latents {tuple(latents_shape[1:])}")
-    with b.scope("scheduler"):
-        x0 = b.elementwise("pred_original_sample", [latents, pred], "axpby")
-        b.elementwise("prev_sample", [x0, pred], "axpby")
+    scheduler_update(b, latents, pred)
     return b.build()
 
 

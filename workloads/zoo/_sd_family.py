@@ -4,14 +4,13 @@ three components (UNet, VAE decoder, text encoder(s)) as registry entries.
 A family member is fully described by its published configs (diffusers unet/vae
 `config.json`, transformers text-encoder `config.json`) and its default resolution; the
 graphs are built by the shared builders (`_unet2d`, `_vae`, `_clip`) and composed by
-`_diffusion.text_to_image`. Used by `sd21` and `sdxl`.
+`_diffusion.text_to_image`. Used by `sd15`, `sd21` and `sdxl`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 from ..errors import InputError
@@ -19,6 +18,7 @@ from ..ir import OpGraph
 from ..registry import ModelSpec
 from . import _diffusion
 from ._config import load_json_config
+from ._specs import family_specs
 from ._unet2d import UNetConfig
 from ._vae import VAEConfig
 
@@ -40,6 +40,7 @@ class LatentDiffusionModel:
     vae: VAEConfig
     encoders: tuple[_diffusion.TextEncoder, ...]
     resolution: int
+    reference: str = REFERENCE  # implementations the builders follow
 
     @property
     def context_dim(self) -> int:
@@ -79,12 +80,7 @@ class LatentDiffusionModel:
     def build_vae_decoder(self, resolution: int, batch: int) -> OpGraph:
         """`AutoencoderKL.decode` (post_quant_conv + decoder): latents -> (batch, 3, resolution, resolution)."""
         side = _diffusion.latent_size(resolution, self.vae.downscale)
-        return _diffusion.component_graph(
-            f"{self.name}_vae_decoder",
-            "vae_decoder",
-            _diffusion.vae_decode(self.vae),
-            (batch, self.vae.latent_channels, side, side),
-        )
+        return _diffusion.vae_decoder_graph(f"{self.name}_vae_decoder", self.vae, side, batch)
 
     def build_text_encoder(self, batch: int) -> OpGraph:
         """All text encoders on `batch` prompts of 77 tokens (bare module paths for a single one)."""
@@ -93,43 +89,40 @@ class LatentDiffusionModel:
         )
 
     # -- registry ------------------------------------------------------------------------
-    def specs(self, unet_params: str, encoder_summary: str) -> tuple[ModelSpec, ...]:
-        """The four registry entries: pipeline, `_unet`, `_vae_decoder`, `_text_encoder`."""
+    def specs(self, unet_params: str, encoder_summary: str, encoder_detail: str = "") -> tuple[ModelSpec, ...]:
+        """The four registry entries: pipeline, `_unet`, `_vae_decoder`, `_text_encoder`.
+
+        `encoder_summary` names the text encoder(s) in the pipeline's summary, `encoder_detail`
+        (default: the same) in the text encoder's.
+        """
         r = self.resolution
-        return (
-            ModelSpec(
+        return family_specs(
+            FAMILY,
+            self.reference,
+            (
                 self.name,
                 self.build_pipeline,
-                MappingProxyType({"resolution": r, "batch": 1, "steps": 50, "cfg": True, "config": ""}),
+                {"resolution": r, "batch": 1, "steps": 50, "cfg": True, "config": ""},
                 f"{self.title} text-to-image: {encoder_summary}, UNet x steps (CFG), VAE decoder",
-                FAMILY,
-                REFERENCE,
             ),
-            ModelSpec(
-                f"{self.name}_unet",
-                self.build_unet,
-                MappingProxyType({"resolution": r, "batch": 1, "config": ""}),
-                f"{self.title} UNet, one denoising step ({unet_params} params)",
-                FAMILY,
-                REFERENCE,
-                component=True,
-            ),
-            ModelSpec(
-                f"{self.name}_vae_decoder",
-                self.build_vae_decoder,
-                MappingProxyType({"resolution": r, "batch": 1}),
-                f"{self.title} VAE decoder (AutoencoderKL.decode)",
-                FAMILY,
-                REFERENCE,
-                component=True,
-            ),
-            ModelSpec(
-                f"{self.name}_text_encoder",
-                self.build_text_encoder,
-                MappingProxyType({"batch": 1}),
-                f"{self.title} text encoder ({encoder_summary}, 77 tokens)",
-                FAMILY,
-                REFERENCE,
-                component=True,
-            ),
+            [
+                (
+                    f"{self.name}_unet",
+                    self.build_unet,
+                    {"resolution": r, "batch": 1, "config": ""},
+                    f"{self.title} UNet, one denoising step ({unet_params} params)",
+                ),
+                (
+                    f"{self.name}_vae_decoder",
+                    self.build_vae_decoder,
+                    {"resolution": r, "batch": 1},
+                    f"{self.title} VAE decoder (AutoencoderKL.decode)",
+                ),
+                (
+                    f"{self.name}_text_encoder",
+                    self.build_text_encoder,
+                    {"batch": 1},
+                    f"{self.title} text encoder ({encoder_detail or encoder_summary}, 77 tokens)",
+                ),
+            ],
         )

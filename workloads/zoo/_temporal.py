@@ -119,12 +119,7 @@ def temporal_transformer_block(b: GraphBuilder, x: Tensor, *, heads: int) -> Ten
         h = b.layer_norm(f"norm{i}", x)
         h = _blocks.attention(b, f"attn{i}", h, heads=heads, inner=dim, qkv_bias=False, role="self", axis="temporal")
         x = b.add(f"attn{i}_add", h, x)
-    h = b.layer_norm("norm3", x)
-    with b.scope("ff", "net"):
-        h = b.linear("0.proj", h, 2 * 4 * dim)
-        h = b.activation("0.geglu", h, "geglu")
-        h = b.linear("2", h, dim)
-    return b.add("ff_add", h, x)
+    return _blocks.geglu_feed_forward(b, x)
 
 
 # -- Make-A-Video pseudo-3D convolution -----------------------------------------------------

@@ -316,9 +316,4 @@ def basic_transformer_block(b: GraphBuilder, x: Tensor, context: Tensor, *, head
     h = b.layer_norm("norm2", x)
     h = _blocks.attention(b, "attn2", h, heads=heads, inner=dim, context=context, qkv_bias=False, role="cross")
     x = b.add("attn2_add", h, x)
-    h = b.layer_norm("norm3", x)
-    with b.scope("ff", "net"):
-        h = b.linear("0.proj", h, 2 * 4 * dim)
-        h = b.activation("0.geglu", h, "geglu")
-        h = b.linear("2", h, dim)
-    return b.add("ff_add", h, x)
+    return _blocks.geglu_feed_forward(b, x)

@@ -10,12 +10,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from . import _blocks
 from ._config import ConfigReader
+
+# The Stable Diffusion `AutoencoderKL` vae/config.json (runwayml/stable-diffusion-v1-5). SD 2.x,
+# SDXL (retrained weights), ModelScope T2V, DiT, PixArt-alpha and Latte use this architecture.
+SD_VAE_CONFIG = MappingProxyType(
+    {
+        "_class_name": "AutoencoderKL",
+        "_diffusers_version": "0.6.0",
+        "act_fn": "silu",
+        "block_out_channels": [128, 256, 512, 512],
+        "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "in_channels": 3,
+        "latent_channels": 4,
+        "layers_per_block": 2,
+        "norm_num_groups": 32,
+        "out_channels": 3,
+        "sample_size": 512,
+        "up_block_types": ["UpDecoderBlock2D"] * 4,
+    }
+)
+
 
 @dataclass(frozen=True)
 class VAEConfig:

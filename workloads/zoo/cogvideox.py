@@ -35,11 +35,11 @@ from typing import Any
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from ..ir import OpGraph
-from ..registry import ModelSpec
-from . import _blocks, _dit_blocks
+from . import _blocks, _diffusion, _dit_blocks
 from . import _dit_pipeline as pipe
 from ._cogvideox_vae import CogVideoXVAEConfig, decode_graph
 from ._config import ConfigReader, load_json_config
+from ._specs import family_specs
 
 # THUDM/CogVideoX-2b, transformer/config.json
 TRANSFORMER_CONFIG = MappingProxyType(
@@ -250,7 +250,7 @@ def _block(b: GraphBuilder, cfg: CogVideoXConfig, video: Tensor, text: Tensor, t
     return video, text
 
 
-def denoiser(cfg: CogVideoXConfig) -> pipe.Emit:
+def denoiser(cfg: CogVideoXConfig) -> _diffusion.Emit:
     """The transformer as an emitter on (B, F, C, h, w) latents; the T5 states are a graph input."""
 
     def emit(b: GraphBuilder, x: Tensor) -> Tensor:
@@ -302,7 +302,9 @@ def build_pipeline(resolution: int, batch: int, frames: int, steps: int, cfg: bo
 def build_transformer(resolution: int, batch: int, frames: int, config: str) -> OpGraph:
     """One transformer forward on (batch, latent frames, 16, height/8, width/8) latents."""
     tcfg = transformer_config(config)
-    return pipe.component("cogvideox_2b_transformer", pipe.STAGE, denoiser(tcfg), latents_shape(resolution, batch, frames, tcfg))
+    return _diffusion.component_graph(
+        "cogvideox_2b_transformer", pipe.STAGE, denoiser(tcfg), latents_shape(resolution, batch, frames, tcfg)
+    )
 
 
 def build_text_encoder(batch: int) -> OpGraph:
@@ -317,46 +319,23 @@ def build_vae_decoder(resolution: int, batch: int, frames: int) -> OpGraph:
     return decode_graph("cogvideox_2b_vae_decoder", VAE, (batch, VAE.latent_channels, VAE.latent_frames(frames), h, w))
 
 
-_FAMILY = "ttv"
 _REFERENCE = (
     "diffusers CogVideoXTransformer3DModel / AutoencoderKLCogVideoX (THUDM/CogVideoX-2b), "
     "transformers T5EncoderModel (t5-v1_1-xxl), CogVideoXPipeline"
 )
 
-MODELS = (
-    ModelSpec(
-        "cogvideox_2b",
-        build_pipeline,
-        MappingProxyType({"resolution": 480, "batch": 1, "frames": 49, "steps": 50, "cfg": True, "config": ""}),
-        "CogVideoX-2B text-to-video: T5-XXL, joint text+video transformer x steps (CFG), 3D causal VAE decoder",
-        _FAMILY,
-        _REFERENCE,
-    ),
-    ModelSpec(
-        "cogvideox_2b_transformer",
-        build_transformer,
-        MappingProxyType({"resolution": 480, "batch": 1, "frames": 49, "config": ""}),
-        "CogVideoX-2B transformer (full 3D attention over 226 text + 17,550 video tokens), one step (1.69B params)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "cogvideox_2b_text_encoder",
-        build_text_encoder,
-        MappingProxyType({"batch": 1}),
-        "CogVideoX-2B text encoder (T5-XXL v1.1 encoder, 226 tokens)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "cogvideox_2b_vae_decoder",
-        build_vae_decoder,
-        MappingProxyType({"resolution": 480, "batch": 1, "frames": 49}),
-        "CogVideoX-2B 3D causal VAE decoder (AutoencoderKLCogVideoX.decode, chunked with conv caches)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
+MODELS = family_specs(
+    "ttv",
+    _REFERENCE,
+    ("cogvideox_2b", build_pipeline,
+     {"resolution": 480, "batch": 1, "frames": 49, "steps": 50, "cfg": True, "config": ""},
+     "CogVideoX-2B text-to-video: T5-XXL, joint text+video transformer x steps (CFG), 3D causal VAE decoder"),
+    [
+        ("cogvideox_2b_transformer", build_transformer, {"resolution": 480, "batch": 1, "frames": 49, "config": ""},
+         "CogVideoX-2B transformer (full 3D attention over 226 text + 17,550 video tokens), one step (1.69B params)"),
+        ("cogvideox_2b_text_encoder", build_text_encoder, {"batch": 1},
+         "CogVideoX-2B text encoder (T5-XXL v1.1 encoder, 226 tokens)"),
+        ("cogvideox_2b_vae_decoder", build_vae_decoder, {"resolution": 480, "batch": 1, "frames": 49},
+         "CogVideoX-2B 3D causal VAE decoder (AutoencoderKLCogVideoX.decode, chunked with conv caches)"),
+    ],
 )

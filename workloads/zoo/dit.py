@@ -36,10 +36,10 @@ from typing import Any
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from ..ir import OpGraph
-from ..registry import ModelSpec
 from . import _blocks, _diffusion, _dit_blocks
 from . import _dit_pipeline as pipe
 from ._dit_blocks import DiTConfig
+from ._specs import family_specs
 from .sd15 import VAE
 
 # facebook/DiT-XL-2-256, transformer/config.json
@@ -128,7 +128,7 @@ def _recomputed_conditioning(b: GraphBuilder, cfg: DiTConfig, t: Tensor, labels:
         return b.add("add", h, label_emb)
 
 
-def denoiser(cfg: DiTConfig) -> pipe.Emit:
+def denoiser(cfg: DiTConfig) -> _diffusion.Emit:
     return lambda b, x: dit_transformer(b, cfg, x)
 
 
@@ -147,20 +147,15 @@ def denoise_step(name: str, latents_shape: tuple[int, ...], cfg: DiTConfig, guid
         raise InputError(f"DiT predicts {pred.shape[1]} channels for {ch}-channel latents")
     eps_shape = (n2, ch, h, w)
     if guidance:
-        cond = uncond = _blocks.view(pred, (n2 // 2, ch, h, w))  # eps split, then batch halves
+        half_eps = _diffusion.guidance_combine(b, pred, (n2 // 2, ch, h, w))  # eps split, then batch halves
         with b.scope("guidance"):
-            diff = b.elementwise("sub", [cond, uncond], "sub")
-            diff = b.elementwise("scale", [diff], "mul")
-            half_eps = b.add("add", uncond, diff)
             eps = b.concat("concat_eps", [half_eps, half_eps], dim=0)
             if pred.shape[1] == 2 * ch:
                 pred = b.concat("concat_rest", [eps, _blocks.view(pred, eps_shape)], dim=1)
             else:
                 pred = eps
     eps = _blocks.view(pred, eps_shape)  # learned sigma: torch.split(noise_pred, C, dim=1)[0]
-    with b.scope("scheduler"):
-        x0 = b.elementwise("pred_original_sample", [latents, eps], "axpby")
-        b.elementwise("prev_sample", [x0, eps], "axpby")
+    _diffusion.scheduler_update(b, latents, eps)
     return b.build()
 
 
@@ -180,44 +175,28 @@ def build_transformer(resolution: int, batch: int, config: str) -> OpGraph:
     """One DiT forward on (batch, 4, resolution/8, resolution/8) latents."""
     tcfg = transformer_config(config)
     side = pipe.latent_side(resolution, VAE.downscale, tcfg.patch_size)
-    return pipe.component("dit_xl2_transformer", pipe.STAGE, denoiser(tcfg), (batch, tcfg.in_channels, side, side))
+    return _diffusion.component_graph(
+        "dit_xl2_transformer", pipe.STAGE, denoiser(tcfg), (batch, tcfg.in_channels, side, side)
+    )
 
 
 def build_vae_decoder(resolution: int, batch: int) -> OpGraph:
     """sd-vae-ft-ema `AutoencoderKL.decode` (post_quant_conv + decoder)."""
     side = _diffusion.latent_size(resolution, VAE.downscale)
-    shape = (batch, VAE.latent_channels, side, side)
-    return pipe.component("dit_xl2_vae_decoder", "vae_decoder", _diffusion.vae_decode(VAE), shape)
+    return _diffusion.vae_decoder_graph("dit_xl2_vae_decoder", VAE, side, batch)
 
 
-_FAMILY = "diffusion-tti"
 _REFERENCE = "diffusers DiTTransformer2DModel (facebook/DiT-XL-2-256) / AutoencoderKL (sd-vae-ft-ema), DiTPipeline"
 
-MODELS = (
-    ModelSpec(
-        "dit_xl2",
-        build_pipeline,
-        MappingProxyType({"resolution": 256, "batch": 1, "steps": 50, "cfg": True, "config": ""}),
-        "DiT-XL/2 class-conditional image generation: transformer x steps (CFG), SD VAE decoder",
-        _FAMILY,
-        _REFERENCE,
-    ),
-    ModelSpec(
-        "dit_xl2_transformer",
-        build_transformer,
-        MappingProxyType({"resolution": 256, "batch": 1, "config": ""}),
-        "DiT-XL/2 transformer, one denoising step (749.8M params in diffusers; paper ~675M)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "dit_xl2_vae_decoder",
-        build_vae_decoder,
-        MappingProxyType({"resolution": 256, "batch": 1}),
-        "DiT-XL/2 VAE decoder (sd-vae-ft-ema AutoencoderKL.decode)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
+MODELS = family_specs(
+    "diffusion-tti",
+    _REFERENCE,
+    ("dit_xl2", build_pipeline, {"resolution": 256, "batch": 1, "steps": 50, "cfg": True, "config": ""},
+     "DiT-XL/2 class-conditional image generation: transformer x steps (CFG), SD VAE decoder"),
+    [
+        ("dit_xl2_transformer", build_transformer, {"resolution": 256, "batch": 1, "config": ""},
+         "DiT-XL/2 transformer, one denoising step (749.8M params in diffusers; paper ~675M)"),
+        ("dit_xl2_vae_decoder", build_vae_decoder, {"resolution": 256, "batch": 1},
+         "DiT-XL/2 VAE decoder (sd-vae-ft-ema AutoencoderKL.decode)"),
+    ],
 )

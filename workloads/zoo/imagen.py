@@ -65,8 +65,8 @@ from types import MappingProxyType
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from ..ir import OpGraph
-from ..registry import ModelSpec
-from . import _blocks
+from . import _blocks, _diffusion
+from ._specs import family_specs
 from ._unet2d_added_kv import AddedKVUNetConfig, unet2d_added_kv
 from ._efficient_unet import EfficientBlock, EfficientUNetConfig, efficient_unet
 from ._t5 import T5_V1_1_XXL, T5Config, t5_encoder
@@ -199,11 +199,7 @@ def denoise_step(
         with b.scope("unet"):
             eps = denoiser(b, x, text)
         if cfg:
-            uncond = cond = _blocks.view(eps, image)  # eps.chunk(2): views
-            with b.scope("guidance"):
-                diff = b.elementwise("sub", [cond, uncond], "sub")
-                diff = b.elementwise("scale", [diff], "mul")
-                eps = b.add("add", uncond, diff)
+            eps = _diffusion.guidance_combine(b, eps, image)
         with b.scope("scheduler"):
             x0 = b.elementwise("pred_original_sample", [z, eps], "axpby")
             with b.scope("dynamic_thresholding"):
@@ -260,57 +256,24 @@ def build_text_encoder(batch: int, prompt_len: int) -> OpGraph:
     return text_stage("imagen_text_encoder", batch, prompt_len, cfg=False, prefix=False)
 
 
-_FAMILY = "diffusion-tti"
 _REFERENCE = (
     "Imagen paper (arXiv:2205.11487) App. B.1/F; base UNet = diffusers UNet2DConditionModel (ADM blocks); T5 v1.1 XXL"
 )
-_UNET_OPTIONS = {"batch": 1, "prompt_len": PROMPT_LEN}
 
-MODELS = (
-    ModelSpec(
-        "imagen",
-        build_pipeline,
-        MappingProxyType(
-            {"resolution": 1024, "batch": 1, "steps": 256, "sr_steps": 256, "cfg": True, "prompt_len": PROMPT_LEN}
-        ),
-        "Imagen cascade: T5-XXL, 64x64 base UNet x steps, 64->256 and 256->1024 Efficient U-Nets x sr_steps (CFG)",
-        _FAMILY,
-        _REFERENCE,
-    ),
-    ModelSpec(
-        "imagen_base_unet",
-        build_base_unet,
-        MappingProxyType({"resolution": 64, **_UNET_OPTIONS}),
-        "Imagen 64x64 base text-to-image UNet (ADM + text cross-attention), one step (2.09B params)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "imagen_sr256_unet",
-        build_sr256_unet,
-        MappingProxyType({"resolution": 256, **_UNET_OPTIONS}),
-        "Imagen 64->256 super-resolution Efficient U-Net, one step (582M params)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "imagen_sr1024_unet",
-        build_sr1024_unet,
-        MappingProxyType({"resolution": 1024, **_UNET_OPTIONS}),
-        "Imagen 256->1024 super-resolution Efficient U-Net (text cross-attention only), one step (573M params)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "imagen_text_encoder",
-        build_text_encoder,
-        MappingProxyType({"batch": 1, "prompt_len": PROMPT_LEN}),
-        "Imagen text encoder (frozen T5 v1.1 XXL encoder, 4.76B params)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
+MODELS = family_specs(
+    "diffusion-tti",
+    _REFERENCE,
+    ("imagen", build_pipeline,
+     {"resolution": 1024, "batch": 1, "steps": 256, "sr_steps": 256, "cfg": True, "prompt_len": PROMPT_LEN},
+     "Imagen cascade: T5-XXL, 64x64 base UNet x steps, 64->256 and 256->1024 Efficient U-Nets x sr_steps (CFG)"),
+    [
+        ("imagen_base_unet", build_base_unet, {"resolution": 64, "batch": 1, "prompt_len": PROMPT_LEN},
+         "Imagen 64x64 base text-to-image UNet (ADM + text cross-attention), one step (2.09B params)"),
+        ("imagen_sr256_unet", build_sr256_unet, {"resolution": 256, "batch": 1, "prompt_len": PROMPT_LEN},
+         "Imagen 64->256 super-resolution Efficient U-Net, one step (582M params)"),
+        ("imagen_sr1024_unet", build_sr1024_unet, {"resolution": 1024, "batch": 1, "prompt_len": PROMPT_LEN},
+         "Imagen 256->1024 super-resolution Efficient U-Net (text cross-attention only), one step (573M params)"),
+        ("imagen_text_encoder", build_text_encoder, {"batch": 1, "prompt_len": PROMPT_LEN},
+         "Imagen text encoder (frozen T5 v1.1 XXL encoder, 4.76B params)"),
+    ],
 )

@@ -39,10 +39,10 @@ from typing import Any
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from ..ir import OpGraph
-from ..registry import ModelSpec
 from . import _blocks, _diffusion, _dit_blocks, _vae
 from . import _dit_pipeline as pipe
 from ._dit_blocks import DiTConfig
+from ._specs import family_specs
 from .sd15 import VAE
 
 TEXT_TOKENS = 120  # LattePipeline max_sequence_length
@@ -131,7 +131,7 @@ def latte_transformer(b: GraphBuilder, cfg: DiTConfig, x: Tensor, caption: Tenso
     return _blocks.view(x, (batch, cfg.out_channels, frames, h, w))
 
 
-def denoiser(cfg: DiTConfig) -> pipe.Emit:
+def denoiser(cfg: DiTConfig) -> _diffusion.Emit:
     """The transformer as an emitter on video latents; the T5 states are a graph input."""
 
     def emit(b: GraphBuilder, x: Tensor) -> Tensor:
@@ -175,7 +175,9 @@ def build_pipeline(resolution: int, batch: int, frames: int, steps: int, cfg: bo
 def build_transformer(resolution: int, batch: int, frames: int, config: str) -> OpGraph:
     """One transformer forward on (batch, 4, frames, resolution/8, resolution/8) latents."""
     tcfg = transformer_config(config)
-    return pipe.component("latte_transformer", pipe.STAGE, denoiser(tcfg), _latents(resolution, batch, frames, tcfg))
+    return _diffusion.component_graph(
+        "latte_transformer", pipe.STAGE, denoiser(tcfg), _latents(resolution, batch, frames, tcfg)
+    )
 
 
 def build_text_encoder(batch: int) -> OpGraph:
@@ -186,50 +188,25 @@ def build_text_encoder(batch: int) -> OpGraph:
 def build_vae_decoder(resolution: int, batch: int, frames: int) -> OpGraph:
     """The SD VAE decoder on every frame (`AutoencoderKL.decode` on batch*frames latents)."""
     side = pipe.latent_side(resolution, VAE.downscale, 1)
-    shape = (batch * frames, VAE.latent_channels, side, side)
-    return pipe.component("latte_vae_decoder", "vae_decoder", _diffusion.vae_decode(VAE), shape)
+    return _diffusion.vae_decoder_graph("latte_vae_decoder", VAE, side, batch * frames)
 
 
-_FAMILY = "ttv"
 _REFERENCE = (
     "diffusers LatteTransformer3DModel (maxin-cn/Latte-1) / AutoencoderKL, transformers T5EncoderModel "
     "(t5-v1_1-xxl), LattePipeline"
 )
 
-MODELS = (
-    ModelSpec(
-        "latte",
-        build_pipeline,
-        MappingProxyType({"resolution": 512, "batch": 1, "frames": 16, "steps": 50, "cfg": True, "config": ""}),
-        "Latte-1 text-to-video: T5-XXL, spatial/temporal transformer x steps (CFG), per-frame SD VAE decoder",
-        _FAMILY,
-        _REFERENCE,
-    ),
-    ModelSpec(
-        "latte_transformer",
-        build_transformer,
-        MappingProxyType({"resolution": 512, "batch": 1, "frames": 16, "config": ""}),
-        "Latte-1 transformer (28 spatial + 28 temporal blocks), one denoising step (1.06B params)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "latte_text_encoder",
-        build_text_encoder,
-        MappingProxyType({"batch": 1}),
-        "Latte-1 text encoder (T5-XXL v1.1 encoder, 120 tokens)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "latte_vae_decoder",
-        build_vae_decoder,
-        MappingProxyType({"resolution": 512, "batch": 1, "frames": 16}),
-        "Latte-1 VAE decoder (SD AutoencoderKL.decode on every frame)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
+MODELS = family_specs(
+    "ttv",
+    _REFERENCE,
+    ("latte", build_pipeline, {"resolution": 512, "batch": 1, "frames": 16, "steps": 50, "cfg": True, "config": ""},
+     "Latte-1 text-to-video: T5-XXL, spatial/temporal transformer x steps (CFG), per-frame SD VAE decoder"),
+    [
+        ("latte_transformer", build_transformer, {"resolution": 512, "batch": 1, "frames": 16, "config": ""},
+         "Latte-1 transformer (28 spatial + 28 temporal blocks), one denoising step (1.06B params)"),
+        ("latte_text_encoder", build_text_encoder, {"batch": 1},
+         "Latte-1 text encoder (T5-XXL v1.1 encoder, 120 tokens)"),
+        ("latte_vae_decoder", build_vae_decoder, {"resolution": 512, "batch": 1, "frames": 16},
+         "Latte-1 VAE decoder (SD AutoencoderKL.decode on every frame)"),
+    ],
 )

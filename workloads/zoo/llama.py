@@ -32,9 +32,9 @@ from types import MappingProxyType
 from ..builder import GraphBuilder
 from ..errors import InputError
 from ..ir import OpGraph
-from ..registry import ModelSpec
 from ._config import load_json_config
 from ._llama import KV_CACHES, LlamaConfig, llama_causal_lm
+from ._specs import family_specs
 
 LLAMA2_7B_CONFIG = MappingProxyType(
     {
@@ -145,40 +145,19 @@ def build_pipeline(prompt_len: int, gen_tokens: int, batch: int, kv_buckets: int
     return graph
 
 
-_FAMILY = "llm"
 _REFERENCE = "transformers LlamaForCausalLM (meta-llama/Llama-2-7b-hf)"
-_CHOICES = MappingProxyType({"kv_cache": KV_CACHES})
 
-MODELS = (
-    ModelSpec(
-        "llama2_7b",
-        build_pipeline,
-        MappingProxyType(
-            {"prompt_len": 512, "gen_tokens": 128, "batch": 1, "kv_buckets": 4, "kv_cache": "static", "config": ""}
-        ),
-        "LLaMA-2-7B generation: prefill, then gen_tokens - 1 decode steps (kv lengths in buckets)",
-        _FAMILY,
-        _REFERENCE,
-        choices=_CHOICES,
-    ),
-    ModelSpec(
-        "llama2_7b_prefill",
-        build_prefill,
-        MappingProxyType({"prompt_len": 512, "batch": 1, "kv_cache": "static", "config": ""}),
-        "LLaMA-2-7B prefill over prompt_len tokens (causal self-attention, 6.74B params)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-        choices=_CHOICES,
-    ),
-    ModelSpec(
-        "llama2_7b_decode",
-        build_decode,
-        MappingProxyType({"kv_len": 512, "batch": 1, "kv_cache": "static", "config": ""}),
-        "LLaMA-2-7B decode step: one token, attention over kv_len cached keys, KV-cache append",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-        choices=_CHOICES,
-    ),
+MODELS = family_specs(
+    "llm",
+    _REFERENCE,
+    ("llama2_7b", build_pipeline,
+     {"prompt_len": 512, "gen_tokens": 128, "batch": 1, "kv_buckets": 4, "kv_cache": "static", "config": ""},
+     "LLaMA-2-7B generation: prefill, then gen_tokens - 1 decode steps (kv lengths in buckets)"),
+    [
+        ("llama2_7b_prefill", build_prefill, {"prompt_len": 512, "batch": 1, "kv_cache": "static", "config": ""},
+         "LLaMA-2-7B prefill over prompt_len tokens (causal self-attention, 6.74B params)"),
+        ("llama2_7b_decode", build_decode, {"kv_len": 512, "batch": 1, "kv_cache": "static", "config": ""},
+         "LLaMA-2-7B decode step: one token, attention over kv_len cached keys, KV-cache append"),
+    ],
+    choices={"kv_cache": KV_CACHES},
 )

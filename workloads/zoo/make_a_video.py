@@ -69,14 +69,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from types import MappingProxyType
 
 from ..builder import GraphBuilder, Tensor
 from ..ir import OpGraph
-from ..registry import ModelSpec
 from . import _blocks, _diffusion
 from ._adm import ADMConfig, adm_unet
-from ._clip import CLIPTextConfig
+from ._clip import OPENCLIP_VIT_H14_TEXT_CONFIG, CLIPTextConfig
+from ._specs import family_specs
 from ._unclip import PriorConfig, diffusion_prior
 
 FRAME_SKIP = 5  # ^F's temporal upsampling: 16 -> (16 - 1) * 5 + 1 = 76 frames (Sec. 3.3)
@@ -85,16 +84,9 @@ PRIOR_STEPS, SR256_STEPS, SR768_STEPS = 64, 27, 15  # unCLIP Table 3 sampling st
 RGB = 3
 
 CLIP_TEXT = CLIPTextConfig.from_dict(
-    {  # OpenCLIP ViT-H/14 text tower (laion2b_s32b_b79k), the public ViT-H CLIP
-        "hidden_act": "gelu",
-        "hidden_size": 1024,
-        "intermediate_size": 4096,
-        "num_attention_heads": 16,
-        "num_hidden_layers": 24,
-        "max_position_embeddings": 77,
-        "projection_dim": 1024,
-        "vocab_size": 49408,
-    },
+    # OpenCLIP ViT-H/14 text tower (laion2b_s32b_b79k), the public ViT-H CLIP: all 24 layers
+    # and its 1024-wide projection (SD 2.x keeps 23 layers and no projection).
+    {**OPENCLIP_VIT_H14_TEXT_CONFIG, "num_hidden_layers": 24, "projection_dim": 1024},
     "Make-A-Video CLIP text encoder",
 )
 PRIOR = PriorConfig(clip_dim=CLIP_TEXT.projection_dim)
@@ -155,24 +147,11 @@ def prior_net(b: GraphBuilder, x: Tensor) -> Tensor:
 
 # -- the cascade ----------------------------------------------------------------------------
 def diffusion_step(name: str, stage: str, prefix: str, x_shape: tuple[int, ...], net: Net, *, cfg: bool) -> OpGraph:
-    """One sampling step of a pixel-space stage, its ops under `prefix`.
-
-    CFG concat (batch 2N) -> network -> guidance combine on eps -> scheduler update.
-    """
-    b = GraphBuilder(name, stage)
-    with b.scope(prefix):
-        x = b.input(x_shape)
-        inp = b.concat("guidance.concat", [x, x], dim=0) if cfg else x
-        with b.scope("model"):
-            eps = net(b, inp)
-        if cfg:
-            uncond = text = _blocks.view(eps, x_shape)  # eps.chunk(2): views
-            diff = b.elementwise("guidance.sub", [text, uncond], "sub")
-            diff = b.elementwise("guidance.scale", [diff], "mul")
-            eps = b.add("guidance.add", uncond, diff)
-        x0 = b.elementwise("scheduler.pred_original_sample", [x, eps], "axpby")
-        b.elementwise("scheduler.prev_sample", [x0, eps], "axpby")
-    return b.build()
+    """One sampling step of a pixel-space stage, its ops under `prefix` and the network's
+    under `prefix.model`: CFG concat (batch 2N) -> network -> guidance on eps -> scheduler."""
+    return _diffusion.denoise_step(
+        name, x_shape, net, cfg=cfg, attr="model", stage=stage, prefix=prefix, cfg_concat="concat"
+    )
 
 
 def _stage_prep(name: str, stage: str, what: str, shape: tuple[int, ...]) -> OpGraph:
@@ -248,36 +227,21 @@ def build_sr768(frames: int, batch: int) -> OpGraph:
     return _video_component("make_a_video_sr768", "super_resolution_2", net, f, RESOLUTIONS[2], batch)
 
 
-_FAMILY = "ttv"
 _REFERENCE = "Singer et al. 2022 (arXiv:2209.14792) on unCLIP/GLIDE ADM networks; no public code (see module docstring)"
-_PARTS = MappingProxyType({"frames": 16, "batch": 1})
 
-MODELS = (
-    ModelSpec(
-        "make_a_video",
-        build_pipeline,
-        MappingProxyType({"frames": 16, "batch": 1, "steps": 250, "cfg": True, "prior": True}),
-        "Make-A-Video: CLIP + prior, D^t (16x64^2), ^F (76 frames), SR_l^t (256^2), SR_h (768^2, per frame)",
-        _FAMILY,
-        _REFERENCE,
-    ),
-    ModelSpec(
-        "make_a_video_decoder", build_decoder, _PARTS,
-        "Make-A-Video spatiotemporal decoder D^t, one step (pseudo-3D ADM, 64x64)", _FAMILY, _REFERENCE, component=True,
-    ),
-    ModelSpec(
-        "make_a_video_interpolation", build_interpolation, _PARTS,
-        "Make-A-Video frame interpolation ^F, one step (D^t + mask channels, 76 frames)", _FAMILY, _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "make_a_video_sr256", build_sr256, _PARTS,
-        "Make-A-Video spatiotemporal super-resolution SR_l^t, one step (64 -> 256, pseudo-3D convs)", _FAMILY,
-        _REFERENCE, component=True,
-    ),
-    ModelSpec(
-        "make_a_video_sr768", build_sr768, _PARTS,
-        "Make-A-Video spatial super-resolution SR_h, one step (256 -> 768, 2D per frame)", _FAMILY, _REFERENCE,
-        component=True,
-    ),
-)  # fmt: skip
+MODELS = family_specs(
+    "ttv",
+    _REFERENCE,
+    ("make_a_video", build_pipeline, {"frames": 16, "batch": 1, "steps": 250, "cfg": True, "prior": True},
+     "Make-A-Video: CLIP + prior, D^t (16x64^2), ^F (76 frames), SR_l^t (256^2), SR_h (768^2, per frame)"),
+    [
+        ("make_a_video_decoder", build_decoder, {"frames": 16, "batch": 1},
+         "Make-A-Video spatiotemporal decoder D^t, one step (pseudo-3D ADM, 64x64)"),
+        ("make_a_video_interpolation", build_interpolation, {"frames": 16, "batch": 1},
+         "Make-A-Video frame interpolation ^F, one step (D^t + mask channels, 76 frames)"),
+        ("make_a_video_sr256", build_sr256, {"frames": 16, "batch": 1},
+         "Make-A-Video spatiotemporal super-resolution SR_l^t, one step (64 -> 256, pseudo-3D convs)"),
+        ("make_a_video_sr768", build_sr768, {"frames": 16, "batch": 1},
+         "Make-A-Video spatial super-resolution SR_h, one step (256 -> 768, 2D per frame)"),
+    ],
+)

@@ -25,12 +25,12 @@ from types import MappingProxyType
 
 from ..errors import InputError
 from ..ir import OpGraph
-from ..registry import ModelSpec
-from . import _diffusion, sd15
-from ._clip import CLIPTextConfig
+from . import _diffusion
+from ._clip import OPENCLIP_VIT_H14_TEXT_CONFIG, CLIPTextConfig
 from ._config import load_json_config
+from ._specs import family_specs
 from ._unet3d import UNet3DConfig, unet3d_condition
-from ._vae import VAEConfig
+from ._vae import SD_VAE_CONFIG, VAEConfig
 
 UNET_CONFIG = MappingProxyType(
     {
@@ -53,28 +53,13 @@ UNET_CONFIG = MappingProxyType(
     }
 )
 
-TEXT_ENCODER_CONFIG = MappingProxyType(
-    {
-        "architectures": ["CLIPTextModel"],
-        "hidden_act": "gelu",
-        "hidden_size": 1024,
-        "intermediate_size": 4096,
-        "layer_norm_eps": 1e-05,
-        "max_position_embeddings": 77,
-        "model_type": "clip_text_model",
-        "num_attention_heads": 16,
-        "num_hidden_layers": 23,
-        "projection_dim": 512,
-        "vocab_size": 49408,
-    }
-)
 
 # The repository's vae/config.json is the Stable Diffusion AutoencoderKL (sample_size 256).
-VAE_CONFIG = MappingProxyType({**sd15.VAE_CONFIG, "sample_size": 256})
+VAE_CONFIG = MappingProxyType({**SD_VAE_CONFIG, "sample_size": 256})
 
 VAE = VAEConfig.from_dict(VAE_CONFIG, "ModelScope VAE")
 TEXT_ENCODER = _diffusion.TextEncoder(
-    "text_encoder", CLIPTextConfig.from_dict(TEXT_ENCODER_CONFIG, "ModelScope text encoder")
+    "text_encoder", CLIPTextConfig.from_dict(OPENCLIP_VIT_H14_TEXT_CONFIG, "ModelScope text encoder")
 )
 
 
@@ -141,10 +126,8 @@ def build_unet(resolution: int, frames: int, batch: int, config: str) -> OpGraph
 
 def build_vae_decoder(resolution: int, frames: int, batch: int) -> OpGraph:
     """`AutoencoderKL.decode` on batch*frames latent frames -> (batch*frames, 3, resolution, resolution)."""
-    n, c, f, h, w = latents_shape(resolution, frames, batch, VAE.latent_channels)
-    return _diffusion.component_graph(
-        "modelscope_t2v_vae_decoder", "vae_decoder", _diffusion.vae_decode(VAE), (n * f, c, h, w)
-    )
+    side = _diffusion.latent_size(resolution, VAE.downscale)
+    return _diffusion.vae_decoder_graph("modelscope_t2v_vae_decoder", VAE, side, batch * frames)
 
 
 def build_text_encoder(batch: int) -> OpGraph:
@@ -152,43 +135,20 @@ def build_text_encoder(batch: int) -> OpGraph:
     return _diffusion.text_encoder_graph("modelscope_t2v_text_encoder", [TEXT_ENCODER], batch, prefix=False)
 
 
-_FAMILY = "ttv"
 _REFERENCE = "diffusers UNet3DConditionModel / AutoencoderKL, transformers CLIPTextModel (damo-vilab/text-to-video-ms-1.7b)"
 
-MODELS = (
-    ModelSpec(
-        "modelscope_t2v",
-        build_pipeline,
-        MappingProxyType({"resolution": 256, "frames": 16, "batch": 1, "steps": 50, "cfg": True, "config": ""}),
-        "ModelScope text-to-video 1.7B: CLIP ViT-H text encoder, UNet3D x steps (CFG), per-frame VAE decoder",
-        _FAMILY,
-        _REFERENCE,
-    ),
-    ModelSpec(
-        "modelscope_t2v_unet",
-        build_unet,
-        MappingProxyType({"resolution": 256, "frames": 16, "batch": 1, "config": ""}),
-        "ModelScope UNet3D, one denoising step (spatial + temporal attention and convs, 1.41B params)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "modelscope_t2v_vae_decoder",
-        build_vae_decoder,
-        MappingProxyType({"resolution": 256, "frames": 16, "batch": 1}),
-        "ModelScope VAE decoder (SD AutoencoderKL.decode) applied to every frame",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "modelscope_t2v_text_encoder",
-        build_text_encoder,
-        MappingProxyType({"batch": 1}),
-        "ModelScope text encoder (OpenCLIP ViT-H text tower, 23 layers, 77 tokens)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
+MODELS = family_specs(
+    "ttv",
+    _REFERENCE,
+    ("modelscope_t2v", build_pipeline,
+     {"resolution": 256, "frames": 16, "batch": 1, "steps": 50, "cfg": True, "config": ""},
+     "ModelScope text-to-video 1.7B: CLIP ViT-H text encoder, UNet3D x steps (CFG), per-frame VAE decoder"),
+    [
+        ("modelscope_t2v_unet", build_unet, {"resolution": 256, "frames": 16, "batch": 1, "config": ""},
+         "ModelScope UNet3D, one denoising step (spatial + temporal attention and convs, 1.41B params)"),
+        ("modelscope_t2v_vae_decoder", build_vae_decoder, {"resolution": 256, "frames": 16, "batch": 1},
+         "ModelScope VAE decoder (SD AutoencoderKL.decode) applied to every frame"),
+        ("modelscope_t2v_text_encoder", build_text_encoder, {"batch": 1},
+         "ModelScope text encoder (OpenCLIP ViT-H text tower, 23 layers, 77 tokens)"),
+    ],
 )

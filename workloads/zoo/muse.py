@@ -52,13 +52,12 @@ smaller, unstated CC3M configuration); ours has 765,518,848 parameters.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from types import MappingProxyType
 
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from ..ir import OpGraph
-from ..registry import ModelSpec
 from . import _blocks, _maskgit
+from ._specs import family_specs
 from ._token_transformer import PROJ, SelfAttention, StackConfig, embed_tokens, stack
 from ._vq import VQGANConfig, vqgan_decoder
 
@@ -225,57 +224,22 @@ def build_detokenizer(resolution: int, batch: int, finetuned_decoder: bool) -> O
     return _detokenizer_graph("muse_detokenizer", batch, superres_side(resolution), finetuned_decoder, prefix=False)
 
 
-_FAMILY = "transformer-tti"
 _REFERENCE = "paper: Chang et al. 2023, arXiv:2301.00704 (no public implementation)"
 
-MODELS = (
-    ModelSpec(
-        "muse",
-        build_pipeline,
-        MappingProxyType(
-            {
-                "resolution": 512, "batch": 1, "steps": 24, "sr_steps": 8, "cfg": True, "prompt_len": 128,
-                "finetuned_decoder": True,
-            }  # fmt: skip
-        ),
-        "Muse text-to-image: T5-XXL, base masked transformer x steps, super-res x sr_steps (CFG), VQGAN decoder",
-        _FAMILY,
-        _REFERENCE,
-    ),
-    ModelSpec(
-        "muse_base_transformer",
-        build_base_transformer,
-        MappingProxyType({"resolution": 256, "batch": 1, "prompt_len": 128}),
-        "Muse base masked transformer (48 layers, 2048 wide), one iteration over 16x16 tokens",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "muse_superres_transformer",
-        build_superres_transformer,
-        MappingProxyType({"resolution": 512, "batch": 1, "prompt_len": 128}),
-        "Muse super-res transformer (16 + 32 multi-axis layers, 1024 wide), one iteration over 64x64 tokens",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "muse_detokenizer",
-        build_detokenizer,
-        MappingProxyType({"resolution": 512, "batch": 1, "finetuned_decoder": True}),
-        "Muse f=8 VQGAN decoder (fine-tuned: 4 residual blocks per level, base width 256)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "muse_text_encoder",
-        build_text_encoder,
-        MappingProxyType({"batch": 1, "prompt_len": 128}),
-        "Muse text encoder (frozen T5-XXL v1.1 encoder)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
+MODELS = family_specs(
+    "transformer-tti",
+    _REFERENCE,
+    ("muse", build_pipeline,
+     {"resolution": 512, "batch": 1, "steps": 24, "sr_steps": 8, "cfg": True, "prompt_len": 128, "finetuned_decoder": True},
+     "Muse text-to-image: T5-XXL, base masked transformer x steps, super-res x sr_steps (CFG), VQGAN decoder"),
+    [
+        ("muse_base_transformer", build_base_transformer, {"resolution": 256, "batch": 1, "prompt_len": 128},
+         "Muse base masked transformer (48 layers, 2048 wide), one iteration over 16x16 tokens"),
+        ("muse_superres_transformer", build_superres_transformer, {"resolution": 512, "batch": 1, "prompt_len": 128},
+         "Muse super-res transformer (16 + 32 multi-axis layers, 1024 wide), one iteration over 64x64 tokens"),
+        ("muse_detokenizer", build_detokenizer, {"resolution": 512, "batch": 1, "finetuned_decoder": True},
+         "Muse f=8 VQGAN decoder (fine-tuned: 4 residual blocks per level, base width 256)"),
+        ("muse_text_encoder", build_text_encoder, {"batch": 1, "prompt_len": 128},
+         "Muse text encoder (frozen T5-XXL v1.1 encoder)"),
+    ],
 )

@@ -61,8 +61,8 @@ from types import MappingProxyType
 from ..builder import GraphBuilder
 from ..errors import InputError
 from ..ir import OpGraph
-from ..registry import ModelSpec
 from . import _blocks
+from ._specs import family_specs
 from ._token_transformer import KVBucket, StackConfig, append, cross_kv, decode_step, embed_tokens, stack
 from ._token_transformer import kv_buckets as split_steps
 from ._vq import ViTVQGANConfig, vit_vqgan_decoder
@@ -213,47 +213,21 @@ def build_detokenizer(resolution: int, batch: int) -> OpGraph:
     return detokenizer_graph("parti_detokenizer", batch, token_side(resolution), prefix=False)
 
 
-_FAMILY = "transformer-tti"
 _REFERENCE = "paper: Yu et al. 2022, arXiv:2206.10789 (no public implementation)"
-_SIZE_CHOICES = MappingProxyType({"size": tuple(SIZES)})
 
-MODELS = (
-    ModelSpec(
-        "parti",
-        build_pipeline,
-        MappingProxyType({"size": "20b", "resolution": 256, "batch": 1, "cfg": True, "prompt_len": 128, "kv_buckets": 8}),
-        "Parti text-to-image: encoder, 1024 KV-cached autoregressive decoding steps (CFG), ViT-VQGAN decoder",
-        _FAMILY,
-        _REFERENCE,
-        choices=_SIZE_CHOICES,
-    ),
-    ModelSpec(
-        "parti_encoder",
-        build_encoder,
-        MappingProxyType({"size": "20b", "batch": 1, "prompt_len": 128}),
-        "Parti text encoder (Table 1 size), 128 SentencePiece tokens",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-        choices=_SIZE_CHOICES,
-    ),
-    ModelSpec(
-        "parti_decoder_step",
-        build_decoder_step,
-        MappingProxyType({"size": "20b", "batch": 1, "kv_len": 1024, "prompt_len": 128}),
-        "Parti decoder, one KV-cached decoding step over kv_len cached image tokens",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-        choices=_SIZE_CHOICES,
-    ),
-    ModelSpec(
-        "parti_detokenizer",
-        build_detokenizer,
-        MappingProxyType({"resolution": 256, "batch": 1}),
-        "Parti ViT-VQGAN decoder (32 blocks, 1280 wide, 8x8 patches)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
+MODELS = family_specs(
+    "transformer-tti",
+    _REFERENCE,
+    ("parti", build_pipeline,
+     {"size": "20b", "resolution": 256, "batch": 1, "cfg": True, "prompt_len": 128, "kv_buckets": 8},
+     "Parti text-to-image: encoder, 1024 KV-cached autoregressive decoding steps (CFG), ViT-VQGAN decoder"),
+    [
+        ("parti_encoder", build_encoder, {"size": "20b", "batch": 1, "prompt_len": 128},
+         "Parti text encoder (Table 1 size), 128 SentencePiece tokens"),
+        ("parti_decoder_step", build_decoder_step, {"size": "20b", "batch": 1, "kv_len": 1024, "prompt_len": 128},
+         "Parti decoder, one KV-cached decoding step over kv_len cached image tokens"),
+        ("parti_detokenizer", build_detokenizer, {"resolution": 256, "batch": 1},
+         "Parti ViT-VQGAN decoder (32 blocks, 1280 wide, 8x8 patches)"),
+    ],
+    choices={"size": tuple(SIZES)},
 )

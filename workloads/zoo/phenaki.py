@@ -48,12 +48,11 @@ holds a copy of the 8192 x 32 codebook).
 from __future__ import annotations
 
 from contextlib import nullcontext
-from types import MappingProxyType
 
 from ..builder import GraphBuilder, Tensor
 from ..ir import OpGraph
-from ..registry import ModelSpec
 from . import _maskgit
+from ._specs import family_specs
 from ._token_transformer import StackConfig, embed_tokens, stack
 from ._vq import CViViTConfig, cvivit_decoder, cvivit_encoder
 
@@ -120,43 +119,20 @@ def build_detokenizer(frames: int, resolution: int, batch: int) -> OpGraph:
     return _detokenizer_graph("phenaki_detokenizer", batch, CVIVIT.token_grid(frames, resolution), prefix=False)
 
 
-_FAMILY = "ttv"
 _REFERENCE = "paper: Villegas et al. 2022, arXiv:2210.02399 (no public implementation)"
 
-MODELS = (
-    ModelSpec(
-        "phenaki",
-        build_pipeline,
-        MappingProxyType({"frames": 11, "resolution": 128, "batch": 1, "steps": 48, "cfg": True, "prompt_len": 128}),
-        "Phenaki text-to-video: T5-XXL, masked transformer x steps over C-ViViT tokens (CFG), C-ViViT decoder",
-        _FAMILY,
-        _REFERENCE,
-    ),
-    ModelSpec(
-        "phenaki_transformer",
-        build_transformer,
-        MappingProxyType({"frames": 11, "resolution": 128, "batch": 1, "prompt_len": 128}),
-        "Phenaki masked transformer (24 layers, 2048 wide, 1.8B), one iteration over all video tokens",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "phenaki_tokenizer",
-        build_tokenizer,
-        MappingProxyType({"frames": 11, "resolution": 128, "batch": 1}),
-        "Phenaki C-ViViT encoder + quantizer (spatial then causal temporal transformer)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "phenaki_detokenizer",
-        build_detokenizer,
-        MappingProxyType({"frames": 11, "resolution": 128, "batch": 1}),
-        "Phenaki C-ViViT decoder (causal temporal then spatial transformer, linear to pixels)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
+MODELS = family_specs(
+    "ttv",
+    _REFERENCE,
+    ("phenaki", build_pipeline,
+     {"frames": 11, "resolution": 128, "batch": 1, "steps": 48, "cfg": True, "prompt_len": 128},
+     "Phenaki text-to-video: T5-XXL, masked transformer x steps over C-ViViT tokens (CFG), C-ViViT decoder"),
+    [
+        ("phenaki_transformer", build_transformer, {"frames": 11, "resolution": 128, "batch": 1, "prompt_len": 128},
+         "Phenaki masked transformer (24 layers, 2048 wide, 1.8B), one iteration over all video tokens"),
+        ("phenaki_tokenizer", build_tokenizer, {"frames": 11, "resolution": 128, "batch": 1},
+         "Phenaki C-ViViT encoder + quantizer (spatial then causal temporal transformer)"),
+        ("phenaki_detokenizer", build_detokenizer, {"frames": 11, "resolution": 128, "batch": 1},
+         "Phenaki C-ViViT decoder (causal temporal then spatial transformer, linear to pixels)"),
+    ],
 )

@@ -27,10 +27,10 @@ from typing import Any
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from ..ir import OpGraph
-from ..registry import ModelSpec
 from . import _diffusion, _dit_blocks
 from . import _dit_pipeline as pipe
 from ._dit_blocks import DiTConfig
+from ._specs import family_specs
 from .sd15 import VAE
 
 TEXT_TOKENS = 120  # PixArtAlphaPipeline max_sequence_length
@@ -115,7 +115,7 @@ def pixart_transformer(b: GraphBuilder, cfg: DiTConfig, x: Tensor, caption: Tens
     return _dit_blocks.unpatchify(b, x, grid, cfg.patch_size, cfg.out_channels)
 
 
-def denoiser(cfg: DiTConfig, text_dim: int) -> pipe.Emit:
+def denoiser(cfg: DiTConfig, text_dim: int) -> _diffusion.Emit:
     """The transformer as an emitter on latents; the T5 states are a graph input."""
 
     def emit(b: GraphBuilder, x: Tensor) -> Tensor:
@@ -146,7 +146,7 @@ def build_transformer(resolution: int, batch: int, config: str) -> OpGraph:
     """One transformer forward on (batch, 4, resolution/8, resolution/8) latents, 120 T5 tokens."""
     tcfg = transformer_config(config)
     side = pipe.latent_side(resolution, VAE.downscale, tcfg.patch_size)
-    return pipe.component(
+    return _diffusion.component_graph(
         "pixart_alpha_transformer", pipe.STAGE, denoiser(tcfg, _text_dim(tcfg)), (batch, tcfg.in_channels, side, side)
     )
 
@@ -159,51 +159,25 @@ def build_text_encoder(batch: int) -> OpGraph:
 def build_vae_decoder(resolution: int, batch: int) -> OpGraph:
     """sd-vae-ft-ema `AutoencoderKL.decode` (post_quant_conv + decoder)."""
     side = _diffusion.latent_size(resolution, VAE.downscale)
-    return pipe.component(
-        "pixart_alpha_vae_decoder", "vae_decoder", _diffusion.vae_decode(VAE), (batch, VAE.latent_channels, side, side)
-    )
+    return _diffusion.vae_decoder_graph("pixart_alpha_vae_decoder", VAE, side, batch)
 
 
-_FAMILY = "diffusion-tti"
 _REFERENCE = (
     "diffusers PixArtTransformer2DModel (PixArt-alpha/PixArt-XL-2-1024-MS) / AutoencoderKL, "
     "transformers T5EncoderModel (t5-v1_1-xxl), PixArtAlphaPipeline"
 )
 
-MODELS = (
-    ModelSpec(
-        "pixart_alpha",
-        build_pipeline,
-        MappingProxyType({"resolution": 1024, "batch": 1, "steps": 20, "cfg": True, "config": ""}),
-        "PixArt-alpha 1024px text-to-image: T5-XXL, transformer x steps (CFG), SD VAE decoder",
-        _FAMILY,
-        _REFERENCE,
-    ),
-    ModelSpec(
-        "pixart_alpha_transformer",
-        build_transformer,
-        MappingProxyType({"resolution": 1024, "batch": 1, "config": ""}),
-        "PixArt-alpha XL/2 transformer, one denoising step (611.3M params)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "pixart_alpha_text_encoder",
-        build_text_encoder,
-        MappingProxyType({"batch": 1}),
-        "PixArt-alpha text encoder (T5-XXL v1.1 encoder, 120 tokens)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
-    ModelSpec(
-        "pixart_alpha_vae_decoder",
-        build_vae_decoder,
-        MappingProxyType({"resolution": 1024, "batch": 1}),
-        "PixArt-alpha VAE decoder (sd-vae-ft-ema AutoencoderKL.decode)",
-        _FAMILY,
-        _REFERENCE,
-        component=True,
-    ),
+MODELS = family_specs(
+    "diffusion-tti",
+    _REFERENCE,
+    ("pixart_alpha", build_pipeline, {"resolution": 1024, "batch": 1, "steps": 20, "cfg": True, "config": ""},
+     "PixArt-alpha 1024px text-to-image: T5-XXL, transformer x steps (CFG), SD VAE decoder"),
+    [
+        ("pixart_alpha_transformer", build_transformer, {"resolution": 1024, "batch": 1, "config": ""},
+         "PixArt-alpha XL/2 transformer, one denoising step (611.3M params)"),
+        ("pixart_alpha_text_encoder", build_text_encoder, {"batch": 1},
+         "PixArt-alpha text encoder (T5-XXL v1.1 encoder, 120 tokens)"),
+        ("pixart_alpha_vae_decoder", build_vae_decoder, {"resolution": 1024, "batch": 1},
+         "PixArt-alpha VAE decoder (sd-vae-ft-ema AutoencoderKL.decode)"),
+    ],
 )

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import _diffusion, sd15
-from ._clip import CLIPTextConfig
+from . import _diffusion
+from ._clip import OPENCLIP_VIT_H14_TEXT_CONFIG, CLIPTextConfig
 from ._sd_family import LatentDiffusionModel
-from ._vae import VAEConfig
+from ._vae import SD_VAE_CONFIG, VAEConfig
 
 UNET_CONFIG = MappingProxyType(
     {
@@ -51,23 +51,8 @@ UNET_CONFIG = MappingProxyType(
     }
 )
 
-TEXT_ENCODER_CONFIG = MappingProxyType(
-    {
-        "architectures": ["CLIPTextModel"],
-        "hidden_act": "gelu",
-        "hidden_size": 1024,
-        "intermediate_size": 4096,
-        "layer_norm_eps": 1e-05,
-        "max_position_embeddings": 77,
-        "model_type": "clip_text_model",
-        "num_attention_heads": 16,
-        "num_hidden_layers": 23,
-        "projection_dim": 512,
-        "vocab_size": 49408,
-    }
-)
 
-VAE_CONFIG = MappingProxyType({**sd15.VAE_CONFIG, "sample_size": 768})
+VAE_CONFIG = MappingProxyType({**SD_VAE_CONFIG, "sample_size": 768})
 
 SD21 = LatentDiffusionModel(
     name="sd21",
@@ -76,7 +61,7 @@ SD21 = LatentDiffusionModel(
     vae=VAEConfig.from_dict(VAE_CONFIG, "SD 2.1 VAE"),
     encoders=(
         _diffusion.TextEncoder(
-            "text_encoder", CLIPTextConfig.from_dict(TEXT_ENCODER_CONFIG, "SD 2.1 text encoder (OpenCLIP ViT-H/14)")
+            "text_encoder", CLIPTextConfig.from_dict(OPENCLIP_VIT_H14_TEXT_CONFIG, "SD 2.1 text encoder (OpenCLIP ViT-H/14)")
         ),
     ),
     resolution=768,

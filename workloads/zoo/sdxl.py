@@ -26,10 +26,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import _diffusion, sd15
-from ._clip import CLIPTextConfig
+from . import _diffusion
+from ._clip import CLIP_VIT_L14_TEXT_CONFIG, CLIPTextConfig
 from ._sd_family import LatentDiffusionModel
-from ._vae import VAEConfig
+from ._vae import SD_VAE_CONFIG, VAEConfig
 
 UNET_CONFIG = MappingProxyType(
     {
@@ -83,21 +83,6 @@ UNET_CONFIG = MappingProxyType(
     }
 )
 
-TEXT_ENCODER_CONFIG = MappingProxyType(
-    {
-        "architectures": ["CLIPTextModel"],
-        "hidden_act": "quick_gelu",
-        "hidden_size": 768,
-        "intermediate_size": 3072,
-        "layer_norm_eps": 1e-05,
-        "max_position_embeddings": 77,
-        "model_type": "clip_text_model",
-        "num_attention_heads": 12,
-        "num_hidden_layers": 12,
-        "projection_dim": 768,
-        "vocab_size": 49408,
-    }
-)
 
 TEXT_ENCODER_2_CONFIG = MappingProxyType(
     {
@@ -116,7 +101,7 @@ TEXT_ENCODER_2_CONFIG = MappingProxyType(
 )
 
 VAE_CONFIG = MappingProxyType(
-    {**sd15.VAE_CONFIG, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True}
+    {**SD_VAE_CONFIG, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True}
 )
 
 SDXL = LatentDiffusionModel(
@@ -126,7 +111,7 @@ SDXL = LatentDiffusionModel(
     vae=VAEConfig.from_dict(VAE_CONFIG, "SDXL VAE"),
     encoders=(
         _diffusion.TextEncoder(
-            "text_encoder", CLIPTextConfig.from_dict(TEXT_ENCODER_CONFIG, "SDXL text encoder (CLIP ViT-L/14)")
+            "text_encoder", CLIPTextConfig.from_dict(CLIP_VIT_L14_TEXT_CONFIG, "SDXL text encoder (CLIP ViT-L/14)")
         ),
         _diffusion.TextEncoder(
             "text_encoder_2",
