@@ -31,7 +31,7 @@ from .systolic import IS, OS, WS, fold_cycles, fold_geometry
 # Output columns of `evaluate`.
 METRICS = (
     "compute_cycles", "stall_cycles", "dram_read_words", "dram_write_words",
-    "sram_read_words", "sram_write_words", "macs", "vector_cycles", "cores_used",
+    "sram_read_words", "sram_write_words", "macs", "vector_cycles", "cores_used", "l2_read_words",
 )  # fmt: skip
 N_METRICS = len(METRICS)
 
@@ -171,6 +171,7 @@ def _gemm(out, m, k, n, count, a_dram, b_dram, c_dram, hw):
     out[6] = count * m * k * n
     out[7] = 0.0
     out[8] = _cdiv(used, hw.arrays // hw.cores)
+    out[9] = fills if l2_words > 0 else 0.0
 
 
 @njit(cache=True)
@@ -183,6 +184,8 @@ def _vector(out, unit, vclass, elements, words_in, words_out, multipass, par, cp
     rd = float(words_in)
     if multipass and words_in > hw.onchip_words:
         rd *= hw.norm_passes
+    elif multipass and hw.l2_words > 0:  # the statistics pass left the tensor in L2
+        out[9] = words_in * (hw.norm_passes - 1)
     mem = np.ceil((rd + words_out) / bw)
     alu = 0.0
     if unit == 1:

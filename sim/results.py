@@ -68,7 +68,7 @@ class Result:
         lanes = arch.vector.lanes * arch.cores
         energy_pj = repeat * (
             e.mac_pj * per_op["macs"]
-            + e.sram_pj_per_byte * w * (per_op["sram_read_words"] + per_op["sram_write_words"])
+            + e.sram_pj_per_byte * w * (per_op["sram_read_words"] + per_op["sram_write_words"] + per_op["l2_read_words"])
             + e.dram_pj_per_byte * w * (per_op["dram_read_words"] + per_op["dram_write_words"])
             + e.vector_op_pj * lanes * per_op["vector_cycles"]
         )
@@ -101,6 +101,7 @@ class Result:
                 "core_occupancy": per_op["cores_used"] / arch.cores,
                 "dram_read_bytes": per_op["dram_read_words"] * repeat * w,
                 "dram_write_bytes": per_op["dram_write_words"] * repeat * w,
+                "l2_read_bytes": per_op["l2_read_words"] * repeat * w,
                 "sram_read_bytes": per_op["sram_read_words"] * repeat * w,
                 "sram_write_bytes": per_op["sram_write_words"] * repeat * w,
                 "energy_j": energy_pj * 1e-12,

@@ -249,3 +249,12 @@ def test_os_output_tiles_larger_than_the_array_cut_refetches():
     a, b = sim.simulate(g, small_out).summary(), sim.simulate(g, big_out).summary()
     assert b["dram_bytes"] < a["dram_bytes"] / 3  # 512x512 instead of 128x128 output tiles
     assert b["compute_cycles"] == a["compute_cycles"]
+
+
+def test_l2_traffic_is_reported(os128):
+    g = gemm_graph(2048, 2048, 2048)
+    small = arch(16, 16, "os", sram=16, bw=32.0)
+    with_l2 = sim.load_arch({**dataclasses.asdict(small), "global_buffer": {"size_kb": 65536, "bandwidth_gbs": 4000}})
+    assert sim.simulate(g, small).ops["l2_read_bytes"].sum() == 0
+    row = sim.simulate(g, with_l2).ops.iloc[0]
+    assert row["l2_read_bytes"] > row["dram_read_bytes"]  # re-reads come from the L2
