@@ -22,7 +22,6 @@ from .lower import ATTENTION_MODES
 from .results import Result
 from .schema import doc, from_mapping, read_yaml
 
-
 FILE_OPTIONS = ("path", "config")  # model options naming files
 
 

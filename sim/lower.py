@@ -13,7 +13,6 @@ on-chip online softmax (with its rescaling work). The cost models never see op k
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
