@@ -31,7 +31,7 @@ from .systolic import IS, OS, WS, fold_cycles, fold_geometry
 # Output columns of `evaluate`.
 METRICS = (
     "compute_cycles", "stall_cycles", "dram_read_words", "dram_write_words",
-    "sram_read_words", "sram_write_words", "macs", "vector_cycles", "cores_used", "l2_read_words",
+    "sram_read_words", "sram_write_words", "macs", "vector_cycles", "cores_used", "l2_read_words", "folds",
 )  # fmt: skip
 N_METRICS = len(METRICS)
 
@@ -172,6 +172,7 @@ def _gemm(out, m, k, n, count, a_dram, b_dram, c_dram, hw):
     out[7] = 0.0
     out[8] = _cdiv(used, hw.arrays // hw.cores)
     out[9] = fills if l2_words > 0 else 0.0
+    out[10] = total_folds
 
 
 @njit(cache=True)

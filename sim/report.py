@@ -42,7 +42,14 @@ def summary_text(result: Result, title: str = "") -> str:
         f"({100 * s['stall_cycles'] / max(s['cycles'], 1):.1f}% stalls)  |  array utilization "
         f"{100 * s['utilization']:.1f}%  |  DRAM {_si(s['dram_bytes'], 'B')}  |  energy {_si(s['energy_j'], 'J')}"
     )
-    return "\n\n".join([head, _share_table(result.by("stage"), "stage"), _share_table(result.by("op_class"), "op class")])
+    parts = [head, _share_table(result.by("stage"), "stage"), _share_table(result.by("op_class"), "op class")]
+    if result.arch.cores > 1:
+        util = result.core_utilization()
+        parts.append(
+            f"  per-core GEMM busy time: min {100 * util.min():.1f}%, mean {100 * util.mean():.1f}%, "
+            f"max {100 * util.max():.1f}% over {len(util)} cores (cores.csv)"
+        )
+    return "\n\n".join(parts)
 
 
 def attention_profile(graph: OpGraph) -> pd.DataFrame:

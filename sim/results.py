@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ class Result:
     attention: str
     ops: pd.DataFrame
     fuse_elementwise: bool = False
+    kernels: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def assemble(
@@ -110,7 +111,22 @@ class Result:
                 "end_s": end,
             }
         )
-        return cls(name=name, arch=arch, attention=attention, ops=frame, fuse_elementwise=fuse_elementwise)
+        table = _kernel_table(ops, kernels, metrics, repeat)
+        return cls(name, arch, attention, frame, fuse_elementwise, table)
+
+    def core_utilization(self) -> pd.Series:
+        """Per core: the fraction of GEMM compute time its arrays are busy (folds are dealt out
+        round-robin, so the last fold-step of a kernel leaves some arrays idle)."""
+        k = self.kernels[self.kernels["unit"] == "gemm"]
+        arrays, per_core = self.arch.arrays, self.arch.array.count
+        cores = np.arange(self.arch.cores)
+        folds = k["folds"].to_numpy()[:, None]
+        q, r = folds // arrays, folds % arrays
+        steps = -(-folds // arrays)
+        on_core = per_core * q + np.clip(r - cores[None, :] * per_core, 0, per_core)
+        weight = (k["compute_cycles"] * k["repeat"]).to_numpy()[:, None]
+        busy = (on_core / (steps * per_core) * weight).sum(axis=0) / max(weight.sum(), 1e-30)
+        return pd.Series(busy, index=pd.Index(cores, name="core"), name="utilization")
 
     # -- summaries ---------------------------------------------------------------------
     @property
@@ -145,15 +161,31 @@ class Result:
         }
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        """Write ops.csv, by_class.csv, by_stage.csv and summary.json into `out_dir`."""
+        """Write ops.csv, kernels.csv, by_class.csv, by_stage.csv, cores.csv and summary.json."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "ops.csv", out / "by_class.csv", out / "by_stage.csv", out / "summary.json"]
+        paths += [out / "kernels.csv", out / "cores.csv"]
+        self.kernels.to_csv(paths[4], index=False)
+        self.core_utilization().to_csv(paths[5])
         self.ops.to_csv(paths[0], index=False)
         self.by("op_class").rename("time_s").to_csv(paths[1])
         self.by("stage").rename("time_s").to_csv(paths[2])
         paths[3].write_text(json.dumps(self.summary(), indent=2) + "\n")
         return paths
+
+
+def _kernel_table(ops: Sequence[Op], kernels: Kernels, metrics: np.ndarray, repeat: np.ndarray) -> pd.DataFrame:
+    """One row per kernel: its op, unit, GEMM dims and metrics for one call, and the op's repeat."""
+    idx = kernels.cols["op"]
+    frame = pd.DataFrame({
+        "op": [ops[i].name for i in idx],
+        "unit": [Unit(u).name.lower() for u in kernels.cols["unit"]],
+        **{c: kernels.cols[c] for c in ("m", "k", "n", "count")},
+        **{m: metrics[:, j] for m, j in _M.items()},
+        "repeat": repeat[idx],
+    })  # fmt: skip
+    return frame
 
 
 def _launch_cycles(ops: Sequence[Op], launches: np.ndarray, repeat: np.ndarray, arch: Arch) -> np.ndarray:

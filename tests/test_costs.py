@@ -258,3 +258,13 @@ def test_l2_traffic_is_reported(os128):
     assert sim.simulate(g, small).ops["l2_read_bytes"].sum() == 0
     row = sim.simulate(g, with_l2).ops.iloc[0]
     assert row["l2_read_bytes"] > row["dram_read_bytes"]  # re-reads come from the L2
+
+
+def test_per_core_utilization_shows_fold_imbalance():
+    g = gemm_graph(48, 64, 16)  # 3 folds of a 16x16 OS array
+    r = sim.simulate(g, arch(16, 16, "os", cores=2))
+    util = r.core_utilization()
+    assert list(util.index) == [0, 1]
+    # 3 folds on 2 cores: 2 fold-steps; core 0 busy in both, core 1 in one
+    assert util[0] == pytest.approx(1.0) and util[1] == pytest.approx(0.5)
+    assert len(r.kernels) == 1 and r.kernels["folds"].iloc[0] == 3
