@@ -45,8 +45,11 @@ def _cmd_run(args: argparse.Namespace, extra: Sequence[str]) -> int:
     result = exp.run(str(args.experiment), attention=args.attention)
     out = Path(args.out) if args.out else Path("ttvsim-out") / exp.name
     print(report.summary_text(result, exp.name))
-    paths = result.write(out)
-    paths.append(write_trace(result, out / "trace.json"))
+    try:
+        paths = result.write(out)
+        paths.append(write_trace(result, out / "trace.json"))
+    except OSError as exc:
+        raise InputError(f"cannot write results ({exc.strerror}); the summary above is complete", where=str(out)) from None
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
 

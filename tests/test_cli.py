@@ -118,3 +118,13 @@ def test_topology_path_resolves_against_the_experiment(tmp_path, capsys):
     exp = write(tmp_path, "name: topo\nworkload: {model: scalesim_topology, options: {path: layers.csv, format: gemm}}\narch: edge\n")
     assert main(["run", str(exp), "--out", str(tmp_path / "out")]) == 0
     assert "topo: " in capsys.readouterr().out
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path, capsys):
+    exp = write(tmp_path, SMALL)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["run", str(exp), "--out", str(blocker / "sub")]) == 2
+    captured = capsys.readouterr()
+    assert "latency" in captured.out  # the summary was printed before the failure
+    assert "cannot write results" in captured.err
