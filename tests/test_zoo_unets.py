@@ -45,17 +45,38 @@ def test_exact_params(name, params):
     assert workloads.build(name).total_params() == params
 
 
-@pytest.mark.parametrize(("name", "paper"), [("imagen_base_unet", 2e9), ("imagen_sr256_unet", 600e6)])
+@pytest.mark.parametrize(
+    ("name", "paper"), [("imagen_base_unet", 2e9), ("imagen_sr256_unet", 600e6), ("imagen_sr1024_unet", 400e6)]
+)
 def test_imagen_sizes_within_5_percent_of_paper(name, paper):
-    # Imagen Sec. 4.1: 2B base, 600M 64->256 super-resolution model.
+    # Imagen Sec. 4.1: 2B base, 600M 64->256 and 400M 256->1024 super-resolution models
+    # (the last by its default `sr1024_variant="stated_size"` calibration, see imagen.py).
     assert abs(workloads.build(name).total_params() / paper - 1) < 0.05
 
 
-def test_imagen_sr1024_is_sr256_with_cross_instead_of_self_attention():
+def test_imagen_sr1024_variants():
+    stated = workloads.build("imagen_sr1024_unet")
+    literal = workloads.build("imagen_sr1024_unet", sr1024_variant="appendix_f3")
+    assert stated.total_params() == 397_129_475  # -0.7% vs Sec. 4.1's 400M
+    assert literal.total_params() == 573_363_971  # +43%: App. F.3 read literally
+    # The calibration halves the ResNetBlocks of the deepest (1024-channel) level, 8 -> 4, in
+    # its DBlock and UBlock; nothing else changes.
+    names = {op.name for op in literal if op.params} - {op.name for op in stated if op.params}
+    assert {".resnets.".join((n.split(".resnets.")[0], n.split(".resnets.")[1].split(".")[0])) for n in names} == {
+        f"{blk}.resnets.{j}" for blk in ("dblocks.3", "ublocks.3") for j in range(4, 8)
+    }
+    assert {op.name for op in stated if op.params} <= {op.name for op in literal if op.params}
+    assert workloads.build("imagen", steps=1, sr_steps=1, sr1024_variant="appendix_f3").total_params() - workloads.build(
+        "imagen", steps=1, sr_steps=1
+    ).total_params() == 573_363_971 - 397_129_475
+
+
+def test_imagen_sr1024_appendix_f3_is_sr256_with_cross_instead_of_self_attention():
     # App. F.3: same configuration as F.2 without self-attention (text cross-attention only).
-    # This is why it cannot be Sec. 4.1's 400M (see imagen.py): it differs from the 64->256
-    # model by the two attention layers' image key/value projections only.
-    sr256, sr1024 = workloads.build("imagen_sr256_unet"), workloads.build("imagen_sr1024_unet")
+    # This is why the literal reading cannot be Sec. 4.1's 400M (see imagen.py): it differs from
+    # the 64->256 model by the two attention layers' image key/value projections only.
+    sr256 = workloads.build("imagen_sr256_unet")
+    sr1024 = workloads.build("imagen_sr1024_unet", sr1024_variant="appendix_f3")
     to_kv = sum(op.params for op in sr256 if op.name.endswith(("attention.to_k", "attention.to_v")))
     assert to_kv == 2 * 2 * (1024 * 2048 + 2048)
     assert sr256.total_params() - sr1024.total_params() == to_kv
@@ -258,6 +279,7 @@ def test_unet_macs_linear_in_batch_and_conv_in_pixels(name, batch):
         ("imagen", {"prompt_len": 0}, "positive"),
         ("imagen", {"sr_step": 3}, "did you mean 'sr_steps'"),
         ("imagen_text_encoder", {"resolution": 64}, "no option"),
+        ("imagen_sr1024_unet", {"sr1024_variant": "400M"}, "appendix_f3, stated_size"),
         ("sd21", {"resolution": 500}, "not divisible"),
         ("sdxl_unet", {"config": "/nonexistent/unet.json"}, "not found"),
     ],
@@ -284,7 +306,8 @@ def test_registry_entries():
     assert dict(reg["sd21"].options) == {"resolution": 768, "batch": 1, "steps": 50, "cfg": True, "config": ""}
     assert reg["sdxl"].options["resolution"] == 1024
     assert dict(reg["imagen"].options) == {
-        "resolution": 1024, "batch": 1, "steps": 256, "sr_steps": 256, "cfg": True, "prompt_len": 128
+        "resolution": 1024, "batch": 1, "steps": 256, "sr_steps": 256, "cfg": True, "prompt_len": 128,
+        "sr1024_variant": "stated_size",
     }
     for name in ("sd21_unet", "sd21_vae_decoder", "sd21_text_encoder", "sdxl_unet", "sdxl_vae_decoder",
                  "sdxl_text_encoder", "imagen_base_unet", "imagen_sr256_unet", "imagen_sr1024_unet", "imagen_text_encoder"):

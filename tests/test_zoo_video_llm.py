@@ -143,18 +143,30 @@ def test_make_a_video_params_and_calibration():
     assert workloads.build("make_a_video_decoder").total_params() == 2_932_899_960
     assert workloads.build("make_a_video_interpolation").total_params() == 2_932_918_392
     assert workloads.build("make_a_video_sr256").total_params() == 905_173_153
-    assert workloads.build("make_a_video_sr768").total_params() == 282_059_139
+    # SR_h: default `sr768_variant="stated_size"` (time embedding 6 x 192) vs the Table 3 reading.
+    assert workloads.build("make_a_video_sr768").total_params() == 297_763_971
+    assert workloads.build("make_a_video_sr768", sr768_variant="table_3").total_params() == 282_059_139
     # 2D parts vs the sizes GLIDE/unCLIP state (module docstring): 2.3B, 700M, 300M
     assert spatial_params(make_a_video.DECODER, 64) == 2_253_907_462
     assert abs(spatial_params(make_a_video.DECODER, 64) / 2.3e9 - 1) < 0.05
     assert abs(spatial_params(make_a_video.SR256, 256) / 700e6 - 1) < 0.05
-    assert abs(spatial_params(make_a_video.SR768, 768) / 300e6 - 1) < 0.065  # -6.0%, documented
+    assert abs(spatial_params(make_a_video.SR768, 768) / 300e6 - 1) < 0.05  # -0.7%
+    assert abs(spatial_params(make_a_video.SR768_VARIANTS["table_3"], 768) / 300e6 - 1) < 0.065  # -6.0%, documented
     g = workloads.build("make_a_video")
-    assert g.total_params() == 8_729_639_700
+    assert g.total_params() == 8_443_280_916
+    # Prior: default `prior_variant="stated_size"` (MLP 5120) within 5% of unCLIP's "1B".
     prior = sum(op.params for op in g if op.stage == "prior")
-    assert prior == 1_322_556_416
-    blocks = sum(op.params for op in g if op.stage == "prior" and ".resblocks." in op.name)
+    assert prior == 1_020_492_800 and abs(prior / 1e9 - 1) < 0.05
+    literal = workloads.build("make_a_video", prior_variant="table_3", sr768_variant="table_3")
+    assert literal.total_params() == 8_729_639_700
+    assert sum(op.params for op in literal if op.stage == "prior") == 1_322_556_416  # +32%, documented
+    blocks = sum(op.params for op in literal if op.stage == "prior" and ".resblocks." in op.name)
     assert abs(blocks / 1.2e9 - 1) < 0.01  # GLIDE's "roughly 1.2B" for the same 24 x 2048 transformer
+    # The SR_h calibration acts on per-frame vectors only: its GEMM FLOPs barely move.
+    stated_sr, table_sr = (workloads.build("make_a_video_sr768", sr768_variant=v) for v in ("stated_size", "table_3"))
+    assert abs(flops(stated_sr) / flops(table_sr) - 1) < 1e-5
+    with pytest.raises(InputError):
+        workloads.build("make_a_video", prior_variant="1B")
 
 
 def test_make_a_video_pipeline_stages():

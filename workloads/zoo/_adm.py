@@ -55,10 +55,11 @@ class ADMConfig:
     temporal: bool = False  # Make-A-Video pseudo-3D layers
     temporal_kernel: int = 3
     groups: int = 32
+    time_embed_mult: int = 4  # timestep-embedding width / model_channels (ADM: 4)
 
     @property
     def time_embed_dim(self) -> int:
-        return 4 * self.model_channels
+        return self.time_embed_mult * self.model_channels
 
     @property
     def downscale(self) -> int:

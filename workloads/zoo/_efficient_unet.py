@@ -10,7 +10,10 @@ From the paper:
   (1024, 8), every level with stride 2 and 3x3 kernels. 64->256 (F.2): the 1024-channel level
   has self-attention with text cross-attention, 8 heads. 256->1024 (F.3): "the same
   configuration ... except we do not use self-attention layers but rather have
-  cross-attention layers (to the text embeddings)".
+  cross-attention layers (to the text embeddings)". Read literally that is 573M parameters,
+  not Sec. 4.1's 400M; `imagen.py` therefore builds the 256->1024 model by default with 4
+  instead of 8 ResNetBlocks at its 1024-channel level (397M) and keeps the literal reading as
+  `sr1024_variant="appendix_f3"` (see its docstring for why that knob).
 - ResNetBlock (Fig. A.27): GroupNorm, swish, 3x3 conv, GroupNorm, swish, 3x3 conv, plus a 1x1
   conv on the skip path (drawn unconditionally, so present even when channels do not change).
 - DBlock (Fig. A.28): a 3x3 conv with the block's stride FIRST (B.1: "we reverse this order":
@@ -58,7 +61,12 @@ from dataclasses import dataclass
 
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
-from ._unet2d_added_kv import added_kv_attention, resnet_block2d, text_time_embedding, timestep_embedding
+from ._unet2d_added_kv import (
+    added_kv_attention,
+    resnet_block2d,
+    text_time_embedding,
+    timestep_embedding,
+)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ bias, 4x GELU MLP; Nichol et al. 2022, arXiv:2112.10741, whose text transformer 
 width and depth), a 50,257-entry BPE vocabulary (GPT-2/GLIDE BPE), learned positional
 embeddings, one linear projection each for the CLIP text embedding, the sinusoidal timestep
 features and the noised image embedding, a learned final query token, and a final
-LayerNorm + linear projection of that token to the CLIP width.
+LayerNorm + linear projection of that token to the CLIP width. The MLP width is 4 x width
+unless `mlp_width` says otherwise (Make-A-Video calibrates it to unCLIP's stated "1B": see
+`make_a_video`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ class PriorConfig:
     text_ctx: int = 256
     vocab: int = 50257
     clip_dim: int = 1024
+    mlp_width: int = 0  # MLP hidden width; 0: 4 x width (GLIDE/CLIP)
+
+    @property
+    def mlp(self) -> int:
+        return self.mlp_width or 4 * self.width
 
     @property
     def seq_len(self) -> int:
@@ -75,7 +82,7 @@ def _residual_block(b: GraphBuilder, cfg: PriorConfig, x: Tensor) -> Tensor:
     x = b.add("attn_add", x, o)
     h = b.layer_norm("ln_2", x)
     with b.scope("mlp"):
-        h = b.linear("c_fc", h, 4 * d)
+        h = b.linear("c_fc", h, cfg.mlp)
         h = b.activation("gelu", h, "gelu")
         h = b.linear("c_proj", h, d)
     return b.add("mlp_add", x, h)

@@ -41,13 +41,31 @@ diffusers on the meta device:
 
 Super-resolution models: Efficient U-Nets (App. B.1, F.2, F.3; assumptions in
 `_efficient_unet`), with the same `cond_dim` and `emb_dim`. 64->256: 581,760,771 parameters
-(paper: 600M, -3.0%). 256->1024: F.3 specifies "the same configuration as the 64x64 ->
-256x256 super-resolution model, except we do not use self-attention layers but rather have
-cross-attention layers", which gives 573,363,971 parameters; Sec. 4.1's "400M" cannot be
-reached from that configuration (removing two self-attention layers removes 8M, not 200M),
-so this model follows F.3 and is 43% above the 400M of Sec. 4.1. Matching 400M would need an
-invented change to the convolutions, which carry the FLOPs.
+(paper: 600M, -3.0%).
 
+256->1024, CALIBRATED to Sec. 4.1's stated size (option `sr1024_variant`, on `imagen` and
+`imagen_sr1024_unet`). The paper is inconsistent about this model: Sec. 4.1 says "400M", and
+App. F.3 says "the same configuration as the 64x64 -> 256x256 super-resolution model, except
+we do not use self-attention layers but rather have cross-attention layers". Read literally,
+F.3 gives 573,363,971 parameters (+43% over 400M): removing the two self-attention layers of
+the 600M model removes only their image key/value projections (8.4M), so F.3's sentence
+cannot describe a 400M model and some part of the F.2 configuration must be smaller.
+- "stated_size" (default): F.2's levels with the ResNetBlocks of the deepest (1024-channel,
+  cross-attention) level halved, 8 -> 4: levels (128, 2), (256, 4), (512, 8), (1024, 4).
+  397,129,475 parameters, -0.7% vs 400M. Why this knob: every channel width and the level
+  count stay as F.2/F.3 and Figs. A.30/A.31 give them; the number of ResNetBlocks per block
+  (`numResNetBlocksPerBlock`, Figs. A.28/A.29) is the knob App. B.1 itself uses to size the
+  Efficient U-Net ("shift the model parameters from the high resolution blocks to the low
+  resolution blocks by adding more residual blocks"), and the deepest level holds 71% of the
+  F.3 parameters (8 x 2 ResNetBlocks at 1024 channels, ~22M each), so it is the one place a
+  single change of that knob lands on 400M. The deepest level runs at 1/16 of the output side
+  (64x64 at 1024x1024), so this removes 16% of the model's conv MACs, not the bulk of them
+  (which sit in the high-resolution levels).
+  Other readings considered: (1024, 5) blocks: 441M (+10%); halving the 512 level too:
+  349M (-13%); a 768-channel deepest level with 8 blocks: 410M (+2.4%), but that changes a
+  width F.2/F.3 state explicitly and breaks the doubling channel pattern.
+- "appendix_f3": the literal F.3 reading (F.2 with the self-attention removed),
+  573,363,971 parameters.
 Sampling: the paper states no step count (App. A: ancestral sampler and DDIM; F.3 trains
 the 1024 model on a 1000-step schedule). `steps` (base) and `sr_steps` (both super-resolution
 models) default to 256, an assumption. Each step: guidance combine on the eps prediction,
@@ -66,10 +84,10 @@ from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from ..ir import OpGraph
 from . import _blocks, _diffusion
-from ._specs import family_specs
-from ._unet2d_added_kv import AddedKVUNetConfig, unet2d_added_kv
 from ._efficient_unet import EfficientBlock, EfficientUNetConfig, efficient_unet
+from ._specs import family_specs
 from ._t5 import T5_V1_1_XXL, T5Config, t5_encoder
+from ._unet2d_added_kv import AddedKVUNetConfig, unet2d_added_kv
 
 PROMPT_LEN = 128
 EMB_DIM = 1024  # conditioning embedding width (assumed, see module docstring)
@@ -109,11 +127,20 @@ SR256_UNET = EfficientUNetConfig(
     cond_dim=COND_DIM,
     emb_dim=EMB_DIM,
 )
-SR1024_UNET = EfficientUNetConfig(
-    blocks=(*_SR_LEVELS, EfficientBlock(1024, 8, text_cross_attention=True)),
-    cond_dim=COND_DIM,
-    emb_dim=EMB_DIM,
+# 256->1024 by `sr1024_variant` (module docstring): the literal App. F.3 configuration, or the
+# calibration to Sec. 4.1's 400M (ResNetBlocks of the deepest level halved, 8 -> 4).
+SR1024_VARIANTS = MappingProxyType(
+    {
+        "stated_size": EfficientUNetConfig(
+            blocks=(*_SR_LEVELS, EfficientBlock(1024, 4, text_cross_attention=True)), cond_dim=COND_DIM, emb_dim=EMB_DIM
+        ),
+        "appendix_f3": EfficientUNetConfig(
+            blocks=(*_SR_LEVELS, EfficientBlock(1024, 8, text_cross_attention=True)), cond_dim=COND_DIM, emb_dim=EMB_DIM
+        ),
+    }
 )
+SR1024_VARIANT = "stated_size"
+SR1024_UNET = SR1024_VARIANTS[SR1024_VARIANT]
 T5_XXL = T5Config.from_dict(T5_V1_1_XXL, "T5-XXL encoder")
 
 # A denoiser emitter: (builder, image input, text states) -> prediction.
@@ -128,12 +155,21 @@ def _sr(cfg: EfficientUNetConfig) -> Denoiser:
     return lambda b, x, text: efficient_unet(b, cfg, x, text)
 
 
-# (scope, stage, denoiser, in_channels): base, then the two super-resolution models.
-_STAGES = (
-    ("base", "base_unet", _base, BASE_UNET.in_channels),
-    ("sr256", "super_resolution_1", _sr(SR256_UNET), SR256_UNET.in_channels),
-    ("sr1024", "super_resolution_2", _sr(SR1024_UNET), SR1024_UNET.in_channels),
-)
+def sr1024_config(variant: str) -> EfficientUNetConfig:
+    """The 256->1024 Efficient U-Net of `sr1024_variant` ("stated_size" or "appendix_f3")."""
+    if variant not in SR1024_VARIANTS:
+        raise InputError(f"sr1024_variant {variant!r} is not one of {', '.join(SR1024_VARIANTS)}")
+    return SR1024_VARIANTS[variant]
+
+
+def _stages(sr1024_variant: str) -> tuple[tuple[str, str, Denoiser, int], ...]:
+    """(scope, stage, denoiser, in_channels): base, then the two super-resolution models."""
+    sr1024 = sr1024_config(sr1024_variant)
+    return (
+        ("base", "base_unet", _base, BASE_UNET.in_channels),
+        ("sr256", "super_resolution_1", _sr(SR256_UNET), SR256_UNET.in_channels),
+        ("sr1024", "super_resolution_2", _sr(sr1024), sr1024.in_channels),
+    )
 
 
 def cascade_sides(resolution: int) -> tuple[int, int, int]:
@@ -209,14 +245,16 @@ def denoise_step(
     return b.build()
 
 
-def build_pipeline(resolution: int, batch: int, steps: int, sr_steps: int, cfg: bool, prompt_len: int) -> OpGraph:
+def build_pipeline(
+    resolution: int, batch: int, steps: int, sr_steps: int, cfg: bool, prompt_len: int, sr1024_variant: str
+) -> OpGraph:
     """Text encoder once, then the base and the two super-resolution models, each for its steps."""
     sides = cascade_sides(resolution)
     graph = OpGraph("imagen")
     text = text_stage("imagen.text_encoder", batch, prompt_len, cfg)
     graph.extend(text)
     after = text.sinks()
-    for k, ((scope, stage, denoiser, _), side) in enumerate(zip(_STAGES, sides)):
+    for k, ((scope, stage, denoiser, _), side) in enumerate(zip(_stages(sr1024_variant), sides)):
         image = (batch, 3, side, side)
         if k:
             prologue = upsample_stage(f"imagen.{scope}.upsample", scope, stage, batch, sides[k - 1], side)
@@ -229,8 +267,10 @@ def build_pipeline(resolution: int, batch: int, steps: int, sr_steps: int, cfg: 
 
 
 # -- components ---------------------------------------------------------------------------
-def _component(index: int, name: str, side: int, batch: int, prompt_len: int) -> OpGraph:
-    _, stage, denoiser, in_channels = _STAGES[index]
+def _component(
+    index: int, name: str, side: int, batch: int, prompt_len: int, sr1024_variant: str = SR1024_VARIANT
+) -> OpGraph:
+    _, stage, denoiser, in_channels = _stages(sr1024_variant)[index]
     b = GraphBuilder(name, stage)
     denoiser(b, b.input((batch, in_channels, side, side)), b.input((batch, prompt_len, T5_XXL.d_model)))
     return b.build()
@@ -246,9 +286,10 @@ def build_sr256_unet(resolution: int, batch: int, prompt_len: int) -> OpGraph:
     return _component(1, "imagen_sr256_unet", _check_side(resolution, SR256_UNET.downscale), batch, prompt_len)
 
 
-def build_sr1024_unet(resolution: int, batch: int, prompt_len: int) -> OpGraph:
-    """One 256->1024 Efficient U-Net forward at `resolution`."""
-    return _component(2, "imagen_sr1024_unet", _check_side(resolution, SR1024_UNET.downscale), batch, prompt_len)
+def build_sr1024_unet(resolution: int, batch: int, prompt_len: int, sr1024_variant: str) -> OpGraph:
+    """One 256->1024 Efficient U-Net forward at `resolution` (`sr1024_variant`: see the module docstring)."""
+    side = _check_side(resolution, sr1024_config(sr1024_variant).downscale)
+    return _component(2, "imagen_sr1024_unet", side, batch, prompt_len, sr1024_variant)
 
 
 def build_text_encoder(batch: int, prompt_len: int) -> OpGraph:
@@ -264,16 +305,20 @@ MODELS = family_specs(
     "diffusion-tti",
     _REFERENCE,
     ("imagen", build_pipeline,
-     {"resolution": 1024, "batch": 1, "steps": 256, "sr_steps": 256, "cfg": True, "prompt_len": PROMPT_LEN},
+     {"resolution": 1024, "batch": 1, "steps": 256, "sr_steps": 256, "cfg": True, "prompt_len": PROMPT_LEN,
+      "sr1024_variant": SR1024_VARIANT},
      "Imagen cascade: T5-XXL, 64x64 base UNet x steps, 64->256 and 256->1024 Efficient U-Nets x sr_steps (CFG)"),
     [
         ("imagen_base_unet", build_base_unet, {"resolution": 64, "batch": 1, "prompt_len": PROMPT_LEN},
          "Imagen 64x64 base text-to-image UNet (ADM + text cross-attention), one step (2.09B params)"),
         ("imagen_sr256_unet", build_sr256_unet, {"resolution": 256, "batch": 1, "prompt_len": PROMPT_LEN},
          "Imagen 64->256 super-resolution Efficient U-Net, one step (582M params)"),
-        ("imagen_sr1024_unet", build_sr1024_unet, {"resolution": 1024, "batch": 1, "prompt_len": PROMPT_LEN},
-         "Imagen 256->1024 super-resolution Efficient U-Net (text cross-attention only), one step (573M params)"),
+        ("imagen_sr1024_unet", build_sr1024_unet,
+         {"resolution": 1024, "batch": 1, "prompt_len": PROMPT_LEN, "sr1024_variant": SR1024_VARIANT},
+         ("Imagen 256->1024 super-resolution Efficient U-Net (text cross-attention only), one step "
+          "(397M params; sr1024_variant=appendix_f3: 573M)")),
         ("imagen_text_encoder", build_text_encoder, {"batch": 1, "prompt_len": PROMPT_LEN},
          "Imagen text encoder (frozen T5 v1.1 XXL encoder, 4.76B params)"),
     ],
+    choices={"sr1024_variant": tuple(SR1024_VARIANTS)},
 )

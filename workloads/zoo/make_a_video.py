@@ -8,12 +8,15 @@ pseudo-3D), "super_resolution_2" (SR_h: 768x768, 2D, per frame). Each diffusion 
 one step graph appended with `repeat = its sampling steps`; CFG doubles the batch of the
 prior, D^t and ^F.
 
-No public implementation exists and the paper gives no layer-level details and NO parameter
-count for any component. It says (Sec. 3.1) that its text-to-image backbone shares the core
-components of DALL-E 2 (unCLIP; Ramesh et al. 2022, arXiv:2204.06125), so every network is
-built from unCLIP's Table 3 hyperparameters and the ADM/GLIDE architecture they refer to
-(Nichol et al. 2022, arXiv:2112.10741), and the spatial part of each is calibrated against
-the size unCLIP/GLIDE state for it. Assumptions, each with its source:
+No public implementation exists and the paper gives no layer-level details and, as far as we
+know, no parameter count for any component. It says (Sec. 3.1) that its text-to-image
+backbone shares the core components of DALL-E 2 (unCLIP; Ramesh et al. 2022,
+arXiv:2204.06125), so every network is built from unCLIP's Table 3 hyperparameters and the
+ADM/GLIDE architecture they refer to (Nichol et al. 2022, arXiv:2112.10741), and the spatial
+part of each is compared with the size unCLIP/GLIDE state for it. Two of those stated sizes
+cannot be met by the stated hyperparameters (P and SR_h, items 2 and 7): each is calibrated
+through one choice the papers leave open, with the literal reading kept as an option.
+Assumptions, each with its source:
 
 1. C_x: the paper names "the CLIP text encoder" without saying which; unCLIP's ViT-H/16
    CLIP is unreleased, so the public OpenCLIP ViT-H/14 text tower stands in (24 layers,
@@ -21,13 +24,21 @@ the size unCLIP/GLIDE state for it. Assumptions, each with its source:
    `CLIPTextModelWithProjection`, 354,032,640 params, exact). It runs once on 2B prompts with CFG.
 2. P (eq. 1 takes the BPE tokens x_hat and C_x(x)): the unCLIP diffusion prior, unCLIP
    Sec. 2.2 and Table 3 (width 2048, depth 24, 32 heads, text context 256, 64 sampling
-   steps); block details in `_unclip`. Size: 1,322,556,416 params. unCLIP's table says "1B"
-   for this column, but its own width/depth give 1.21B for the transformer blocks alone;
-   GLIDE (Sec. 4) states "roughly 1.2 billion" for the identical 24 x 2048 transformer,
-   which our blocks (1,208,598,528) match within 1%; the BPE token embedding adds 0.10B.
-   Against unCLIP's rounded "1B" the prior is +32%: the stated figure and the stated
-   architecture disagree, and we follow the architecture. `prior: false` drops P and C_x
-   (the CLIP image embedding is then a graph input, as when animating a given image).
+   steps); block details in `_unclip`. unCLIP's Table 3 gives this column a "Model size" of
+   "1B", but its own width and depth with the 4x MLP of GLIDE's identically sized text
+   transformer (GLIDE Sec. 4: "roughly 1.2 billion" for 24 x 2048) give 1.21B for the
+   transformer blocks alone, plus 0.10B for the BPE token embedding eq. 1's x_hat needs.
+   CALIBRATED (option `prior_variant`, pipeline only):
+   - "stated_size" (default): MLP hidden width 5120 (2.5 x 2048) instead of 4 x 2048. Table 3
+     states width, depth, heads and context, not the MLP width, so this is the one open
+     choice that reaches "1B" without changing a stated number; no other single open choice
+     can (dropping the BPE table for CLIP token states still leaves 1.22B). 1,020,492,800
+     params, +2.0% vs 1B (MLP 4096: 0.92B, -8.0%; 6144: 1.12B, +12%). The prior's GEMM
+     FLOPs drop by 24.5% against the literal reading.
+   - "table_3": the literal Table 3 + GLIDE 4x MLP reading, 1,322,556,416 params (+32%);
+     its blocks (1,208,598,528) match GLIDE's "roughly 1.2B" within 1%.
+   `prior: false` drops P and C_x (the CLIP image embedding is then a graph input, as when
+   animating a given image).
 3. D^t: unCLIP's 64x64 decoder (Table 3: ADM, 512 channels, 3 res blocks per level,
    multipliers 1,2,3,4, 64-channel heads, attention at 32/16/8, learned variance -> 6 output
    channels, 250 sampling steps), conditioned as in unCLIP Sec. 2.1 (CLIP image embedding
@@ -55,22 +66,35 @@ the size unCLIP/GLIDE state for it. Assumptions, each with its source:
    extend). 2D part 729,702,083 vs unCLIP's stated 700M: +4.2%. Total 905,173,153.
 7. SR_h: unCLIP's 256->1024 upsampler (192 channels, depth 2, multipliers 1,1,2,2,4,4, no
    attention, 15 DDIM steps) run at 768x768 on every frame as a 2D model (Sec. 3.2; the
-   same noise initialisation per frame is free). 282,059,139 params vs unCLIP's stated
-   300M: -6.0%, the standard ADM count for exactly those hyperparameters (no stated
-   structural choice closes the gap; we keep the table's architecture rather than invent one).
+   same noise initialisation per frame is free). unCLIP's Table 3 states "300M" for it; the
+   standard ADM count for exactly those hyperparameters is 282,059,139 (-6.0%).
+   CALIBRATED (option `sr768_variant`, on `make_a_video` and `make_a_video_sr768`):
+   - "stated_size" (default): timestep-embedding width 6 x 192 = 1152 instead of ADM's
+     4 x model_channels = 768 (`ADMConfig.time_embed_mult` 6). unCLIP states channels, depth,
+     multipliers and "no attention layers" (Sec. 2.1, upsamplers use "only spatial
+     convolutions"), so attention (e.g. at the lowest resolution: -2.0%) is ruled out, and
+     width/depth/multipliers are stated; the embedding width is not stated anywhere. It
+     feeds every ResBlock's scale-shift projection, so it is the one unstated knob with the
+     leverage to close 6% (x5: -3.4%, x6: -0.7%, x8: +4.6%), and it acts on one vector per
+     frame: GEMM FLOPs change by +0.0003%. 297,763,971 params, -0.7% vs 300M.
+   - "table_3": ADM's 4 x model_channels, 282,059,139 params (-6.0%).
 8. "No attention" in Table 3's upsampler columns is read as none at all, including ADM's
    middle-block attention.
 
 Options: `frames` (D^t's output frames, 16), `steps` (D^t and ^F sampling steps, 250 per
-unCLIP's decoder), `cfg`, `batch`, `prior`.
+unCLIP's decoder), `cfg`, `batch`, `prior`, `prior_variant` and `sr768_variant`
+("stated_size" or "table_3", items 2 and 7).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from types import MappingProxyType
+from typing import TypeVar
 
 from ..builder import GraphBuilder, Tensor
+from ..errors import InputError
 from ..ir import OpGraph
 from . import _blocks, _diffusion
 from ._adm import ADMConfig, adm_unet
@@ -89,7 +113,17 @@ CLIP_TEXT = CLIPTextConfig.from_dict(
     {**OPENCLIP_VIT_H14_TEXT_CONFIG, "num_hidden_layers": 24, "projection_dim": 1024},
     "Make-A-Video CLIP text encoder",
 )
-PRIOR = PriorConfig(clip_dim=CLIP_TEXT.projection_dim)
+# `prior_variant` / `sr768_variant` (module docstring, items 2 and 7): calibrated to the size
+# unCLIP states ("stated_size", the default) or the literal Table 3 reading ("table_3").
+VARIANTS = ("stated_size", "table_3")
+DEFAULT_VARIANT = "stated_size"
+PRIOR_VARIANTS = MappingProxyType(
+    {
+        "stated_size": PriorConfig(clip_dim=CLIP_TEXT.projection_dim, mlp_width=5120),
+        "table_3": PriorConfig(clip_dim=CLIP_TEXT.projection_dim),
+    }
+)
+PRIOR = PRIOR_VARIANTS[DEFAULT_VARIANT]
 DECODER = ADMConfig(
     in_channels=RGB, out_channels=2 * RGB, model_channels=512, num_res_blocks=3, channel_mult=(1, 2, 3, 4),
     attention_ds=(2, 4, 8), context_channels=2048, clip_dim=CLIP_TEXT.projection_dim, fps_embedding=True,
@@ -100,12 +134,17 @@ SR256 = ADMConfig(
     in_channels=2 * RGB, out_channels=RGB, model_channels=320, num_res_blocks=3, channel_mult=(1, 2, 3, 4),
     mid_attention=False, temporal=True,
 )  # fmt: skip
-SR768 = ADMConfig(
+SR768_TABLE_3 = ADMConfig(
     in_channels=2 * RGB, out_channels=RGB, model_channels=192, num_res_blocks=2, channel_mult=(1, 1, 2, 2, 4, 4),
     mid_attention=False,
 )  # fmt: skip
+SR768_VARIANTS = MappingProxyType(
+    {"stated_size": replace(SR768_TABLE_3, time_embed_mult=6), "table_3": SR768_TABLE_3}
+)
+SR768 = SR768_VARIANTS[DEFAULT_VARIANT]
 
 Net = Callable[[GraphBuilder, Tensor], Tensor]
+T = TypeVar("T")
 
 
 def interpolated_frames(frames: int) -> int:
@@ -141,8 +180,15 @@ def super_res_net(cfg: ADMConfig, frames: int, low_res: int) -> Net:
     return emit
 
 
-def prior_net(b: GraphBuilder, x: Tensor) -> Tensor:
-    return diffusion_prior(b, PRIOR, x)
+def prior_net(cfg: PriorConfig) -> Net:
+    return lambda b, x: diffusion_prior(b, cfg, x)
+
+
+def _variant(option: str, variants: Mapping[str, T], value: str) -> T:
+    """The config `value` names in `variants` (the registry already restricts the choices)."""
+    if value not in variants:
+        raise InputError(f"{option} {value!r} is not one of {', '.join(variants)}")
+    return variants[value]
 
 
 # -- the cascade ----------------------------------------------------------------------------
@@ -161,15 +207,21 @@ def _stage_prep(name: str, stage: str, what: str, shape: tuple[int, ...]) -> OpG
     return b.build()
 
 
-def build_pipeline(frames: int, batch: int, steps: int, cfg: bool, prior: bool) -> OpGraph:
+def build_pipeline(
+    frames: int, batch: int, steps: int, cfg: bool, prior: bool, prior_variant: str, sr768_variant: str
+) -> OpGraph:
     """Text encoder, prior, D^t, ^F, SR_l^t, SR_h, in order (paper eq. 1)."""
+    prior_cfg = _variant("prior_variant", PRIOR_VARIANTS, prior_variant)
+    sr768 = _variant("sr768_variant", SR768_VARIANTS, sr768_variant)
     f_out = interpolated_frames(frames)
     r0, r1, r2 = RESOLUTIONS
     stages: list[tuple[OpGraph, int]] = []
     if prior:
         clip = _diffusion.TextEncoder("text_encoder", CLIP_TEXT, with_projection=True)
         text = _diffusion.text_encoder_graph("make_a_video.text_encoder", [clip], 2 * batch if cfg else batch)
-        p_step = diffusion_step("make_a_video.prior", "prior", "prior", (batch, PRIOR.clip_dim), prior_net, cfg=cfg)
+        p_step = diffusion_step(
+            "make_a_video.prior", "prior", "prior", (batch, prior_cfg.clip_dim), prior_net(prior_cfg), cfg=cfg
+        )
         stages += [(text, 1), (p_step, PRIOR_STEPS)]
     decoder = decoder_net(DECODER, frames, PRIOR.clip_dim)
     interp = decoder_net(INTERPOLATION, f_out, PRIOR.clip_dim)
@@ -182,7 +234,7 @@ def build_pipeline(frames: int, batch: int, steps: int, cfg: bool, prior: bool) 
         (diffusion_step("make_a_video.sr256", "super_resolution_1", "sr256", (batch * f_out, RGB, r1, r1),
                         super_res_net(SR256, f_out, r0), cfg=False), SR256_STEPS),
         (diffusion_step("make_a_video.sr768", "super_resolution_2", "sr768", (batch * f_out, RGB, r2, r2),
-                        super_res_net(SR768, 1, r1), cfg=False), SR768_STEPS),
+                        super_res_net(sr768, 1, r1), cfg=False), SR768_STEPS),
     ]  # fmt: skip
     graph = OpGraph("make_a_video")
     after: tuple[str, ...] = ()
@@ -220,10 +272,10 @@ def build_sr256(frames: int, batch: int) -> OpGraph:
     return _video_component("make_a_video_sr256", "super_resolution_1", net, f, RESOLUTIONS[1], batch)
 
 
-def build_sr768(frames: int, batch: int) -> OpGraph:
+def build_sr768(frames: int, batch: int, sr768_variant: str) -> OpGraph:
     """One SR_h forward: 256 -> 768 on every interpolated frame (2D, frames in the batch)."""
     f = interpolated_frames(frames)
-    net = super_res_net(SR768, 1, RESOLUTIONS[1])
+    net = super_res_net(_variant("sr768_variant", SR768_VARIANTS, sr768_variant), 1, RESOLUTIONS[1])
     return _video_component("make_a_video_sr768", "super_resolution_2", net, f, RESOLUTIONS[2], batch)
 
 
@@ -232,7 +284,9 @@ _REFERENCE = "Singer et al. 2022 (arXiv:2209.14792) on unCLIP/GLIDE ADM networks
 MODELS = family_specs(
     "ttv",
     _REFERENCE,
-    ("make_a_video", build_pipeline, {"frames": 16, "batch": 1, "steps": 250, "cfg": True, "prior": True},
+    ("make_a_video", build_pipeline,
+     {"frames": 16, "batch": 1, "steps": 250, "cfg": True, "prior": True, "prior_variant": DEFAULT_VARIANT,
+      "sr768_variant": DEFAULT_VARIANT},
      "Make-A-Video: CLIP + prior, D^t (16x64^2), ^F (76 frames), SR_l^t (256^2), SR_h (768^2, per frame)"),
     [
         ("make_a_video_decoder", build_decoder, {"frames": 16, "batch": 1},
@@ -241,7 +295,8 @@ MODELS = family_specs(
          "Make-A-Video frame interpolation ^F, one step (D^t + mask channels, 76 frames)"),
         ("make_a_video_sr256", build_sr256, {"frames": 16, "batch": 1},
          "Make-A-Video spatiotemporal super-resolution SR_l^t, one step (64 -> 256, pseudo-3D convs)"),
-        ("make_a_video_sr768", build_sr768, {"frames": 16, "batch": 1},
+        ("make_a_video_sr768", build_sr768, {"frames": 16, "batch": 1, "sr768_variant": DEFAULT_VARIANT},
          "Make-A-Video spatial super-resolution SR_h, one step (256 -> 768, 2D per frame)"),
     ],
+    choices={"prior_variant": VARIANTS, "sr768_variant": VARIANTS},
 )

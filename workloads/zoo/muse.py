@@ -41,24 +41,55 @@ Assumed (not stated in the paper):
   VQGAN (Esser et al. 2021); 256-d codebook vectors (MaskGIT's VQGAN embedding_dim).
 - The unconditional CFG branch encodes an empty prompt padded to `prompt_len` (same shapes).
 
-Parameter counts vs the paper (tests/test_zoo_tokens.py): base transformer 3,252,992,000
-(3,227,297,792 without token/position embeddings and text projection) against the paper's
-"3B": +8.4% (+7.6%). No reading of Table 4 gets within 5%: 48 x (4 + 4 + 8) x 2048^2 = 3.22B
-is the minimum for its dims with a cross-attention in every layer, so "3B" is a rounded
-figure. The paper states no size for the Table 6 super-res model (its "632M + 268M" model is a
-smaller, unstated CC3M configuration); ours has 765,518,848 parameters.
+Parameter counts vs the paper (tests/test_zoo_tokens.py). The abstract and Section 4 call the
+base model "3B"; the super-res model has no stated size (its "632M + 268M" CC3M model is a
+smaller, unstated configuration); ours has 765,518,848 parameters.
+
+Base transformer, CALIBRATED to the stated 3B (option `base_variant`, on `muse` and
+`muse_base_transformer`). Table 4's dims fix 48 x (4 + 8) x 2048^2 = 2.42B for self-attention
+and MLPs; a cross-attention with its own q/k/v/out projections in every layer adds
+48 x 4 x 2048^2 = 0.81B, so the usual reading is at least 3.22B, +7.4% over "3B", whatever
+the heads, biases or embeddings. Table 4 states layers, width, MLP width and heads; what it
+and Section 2 leave open is the form of the cross-attention: Section 2.1 says only that the
+T5-XXL embeddings are "linearly projected to the hidden size" of the transformer.
+- "stated_size" (default): that projection is followed by ONE key and ONE value projection
+  (2048 -> 2048 each, `cross_attn_kv.k` / `.v`) whose keys and values every layer's
+  cross-attention reads; each layer keeps its own LayerNorm, query and output projections.
+  The text does not change from layer to layer, so per-layer key/value projections of it are
+  the one place where a model can drop parameters without touching any dim Table 4 states.
+  2,858,534,912 parameters, -4.7% vs 3B. GEMM FLOPs: the per-layer text K/V projections are
+  the only thing removed (128 text tokens vs 256 image tokens per layer at 256x256: -6.5% of
+  the base transformer's linear FLOPs at the defaults, none of its attention FLOPs).
+  Other readings considered, all further from 3B or contradicting Table 4: excluding the
+  token/position embeddings, text projection and head ("non-embedding" count): 3.227B
+  (+7.6%); counting the 3B without the per-layer cross-attention keys/values: 2.850B
+  (-5.0%); an MLP narrower than Table 4's 8192 (about 7,000 for 3.0B).
+- "per_layer_kv": the literal reading, a standard cross-attention (q/k/v/out) in every layer,
+  3,252,992,000 parameters (3,227,297,792 without token/position embeddings and text
+  projection): +8.4% (+7.6%).
+The super-res transformer keeps per-layer cross-attention projections (its context, text plus
+the low-res encoder output, has no stated size to calibrate against).
 """
 
 from __future__ import annotations
 
 from contextlib import nullcontext
+from types import MappingProxyType
 
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from ..ir import OpGraph
 from . import _blocks, _maskgit
 from ._specs import family_specs
-from ._token_transformer import PROJ, SelfAttention, StackConfig, embed_tokens, stack
+from ._token_transformer import (
+    PROJ,
+    SelfAttention,
+    StackConfig,
+    embed_tokens,
+    mlp,
+    self_attention_block,
+    stack,
+)
 from ._vq import VQGANConfig, vqgan_decoder
 
 CODEBOOK = 8192
@@ -69,6 +100,10 @@ BASE_DOWNSCALE = 16  # f=16 VQGAN of the base model: only its token grid is used
 MULTI_AXIS_WINDOW = 8
 DETOKENIZER = VQGANConfig(filters=256, channel_mult=(1, 1, 2, 4), res_blocks=4)
 BASE_VQGAN_DECODER = VQGANConfig(filters=128, channel_mult=(1, 1, 2, 4), res_blocks=2)
+# `base_variant` (module docstring): whether the cross-attention keys/values of the text are
+# projected once for all layers (calibrated to the stated 3B) or in every layer (literal).
+BASE_VARIANTS = MappingProxyType({"stated_size": True, "per_layer_kv": False})  # -> shared K/V
+BASE_VARIANT = "stated_size"
 
 
 # -- token grids --------------------------------------------------------------------------------
@@ -96,17 +131,43 @@ def superres_side(resolution: int) -> int:
 
 
 # -- the transformers as emitters ------------------------------------------------------------------
-def base_transformer(prompt_len: int) -> _maskgit.Transformer:
+def base_transformer(prompt_len: int, variant: str = BASE_VARIANT) -> _maskgit.Transformer:
     """The base masked transformer on ids (B, 256) with T5 states (B, prompt_len, 4096) as input."""
+    if variant not in BASE_VARIANTS:
+        raise InputError(f"base_variant {variant!r} is not one of {', '.join(BASE_VARIANTS)}")
+    shared_kv = BASE_VARIANTS[variant]
 
     def emit(b: GraphBuilder, ids: Tensor) -> Tensor:
         text = b.input((ids.shape[0], prompt_len, _maskgit.T5_XXL.d_model))
         context = b.linear("text_proj", text, BASE.d_model)
         x = embed_tokens(b, ids, CODEBOOK + 1, BASE.d_model)
-        x = stack(b, BASE, x, context=context)
+        x = shared_kv_stack(b, BASE, x, context) if shared_kv else stack(b, BASE, x, context=context)
         return _maskgit.mlm_head(b, x, CODEBOOK)
 
     return emit
+
+
+def shared_kv_stack(b: GraphBuilder, cfg: StackConfig, x: Tensor, context: Tensor) -> Tensor:
+    """`_token_transformer.stack` with the cross-attention keys/values of `context` projected once
+    (`cross_attn_kv.k`, `.v`) and read by every layer; per layer: self-attention, cross-attention
+    (its own LayerNorm, query and output projections), MLP, each pre-LN with a residual."""
+    with b.scope("cross_attn_kv"):
+        k = b.linear("k", context, cfg.d_model, bias=cfg.bias)
+        v = b.linear("v", context, cfg.d_model, bias=cfg.bias)
+    for i in range(cfg.layers):
+        with b.scope("layers", i):
+            h = self_attention_block(b, cfg, b.layer_norm("self_attn_norm", x, bias=cfg.bias))
+            x = b.add("self_attn_residual", x, h)
+            h = b.layer_norm("cross_attn_norm", x, bias=cfg.bias)
+            with b.scope("cross_attn"):
+                q = b.linear("q", h, cfg.d_model, bias=cfg.bias)
+            o = b.attention("cross_attn", q, k, v, cfg.heads, role="cross", axis=cfg.axis)
+            with b.scope("cross_attn"):
+                h = b.linear("out", o, cfg.d_model, bias=cfg.bias)
+            x = b.add("cross_attn_residual", x, h)
+            h = b.layer_norm("mlp_norm", x, bias=cfg.bias)
+            x = b.add("mlp_residual", x, mlp(b, cfg, h))
+    return b.layer_norm("norm", x, bias=cfg.bias) if cfg.final_norm else x
 
 
 def superres_transformer(prompt_len: int, lowres_tokens: int) -> _maskgit.Transformer:
@@ -175,14 +236,22 @@ def _detokenizer_graph(name: str, batch: int, side: int, finetuned: bool, *, pre
 
 
 def build_pipeline(
-    resolution: int, batch: int, steps: int, sr_steps: int, cfg: bool, prompt_len: int, finetuned_decoder: bool
+    resolution: int,
+    batch: int,
+    steps: int,
+    sr_steps: int,
+    cfg: bool,
+    prompt_len: int,
+    finetuned_decoder: bool,
+    base_variant: str,
 ) -> OpGraph:
     """T5-XXL once, `steps` base iterations, `sr_steps` super-res iterations, VQGAN decoder once."""
     sr = superres_side(resolution)
     low = base_side(resolution // 2)
     text = _maskgit.t5_xxl_graph("muse.text_encoder", 2 * batch if cfg else batch, prompt_len, prefix=True)
     base = _maskgit.iteration(
-        "muse.base", "base_transformer", (batch, low * low), base_transformer(prompt_len), cfg=cfg, prefix="base"
+        "muse.base", "base_transformer", (batch, low * low), base_transformer(prompt_len, base_variant), cfg=cfg,
+        prefix="base",
     )
     superres = _maskgit.iteration(
         "muse.superres", "superres_transformer", (batch, sr * sr), superres_transformer(prompt_len, low * low),
@@ -202,11 +271,11 @@ def build_text_encoder(batch: int, prompt_len: int) -> OpGraph:
     return _maskgit.t5_xxl_graph("muse_text_encoder", batch, prompt_len, prefix=False)
 
 
-def build_base_transformer(resolution: int, batch: int, prompt_len: int) -> OpGraph:
+def build_base_transformer(resolution: int, batch: int, prompt_len: int, base_variant: str) -> OpGraph:
     """One base-transformer forward on the tokens of a `resolution`^2 base image (256 -> 16x16)."""
     side = base_side(resolution)
     b = GraphBuilder("muse_base_transformer", "base_transformer")
-    base_transformer(prompt_len)(b, b.input((batch, side * side)))
+    base_transformer(prompt_len, base_variant)(b, b.input((batch, side * side)))
     return b.build()
 
 
@@ -230,11 +299,14 @@ MODELS = family_specs(
     "transformer-tti",
     _REFERENCE,
     ("muse", build_pipeline,
-     {"resolution": 512, "batch": 1, "steps": 24, "sr_steps": 8, "cfg": True, "prompt_len": 128, "finetuned_decoder": True},
+     {"resolution": 512, "batch": 1, "steps": 24, "sr_steps": 8, "cfg": True, "prompt_len": 128, "finetuned_decoder": True,
+      "base_variant": BASE_VARIANT},
      "Muse text-to-image: T5-XXL, base masked transformer x steps, super-res x sr_steps (CFG), VQGAN decoder"),
     [
-        ("muse_base_transformer", build_base_transformer, {"resolution": 256, "batch": 1, "prompt_len": 128},
-         "Muse base masked transformer (48 layers, 2048 wide), one iteration over 16x16 tokens"),
+        ("muse_base_transformer", build_base_transformer,
+         {"resolution": 256, "batch": 1, "prompt_len": 128, "base_variant": BASE_VARIANT},
+         ("Muse base masked transformer (48 layers, 2048 wide), one iteration over 16x16 tokens "
+          "(2.86B params; base_variant=per_layer_kv: 3.25B)")),
         ("muse_superres_transformer", build_superres_transformer, {"resolution": 512, "batch": 1, "prompt_len": 128},
          "Muse super-res transformer (16 + 32 multi-axis layers, 1024 wide), one iteration over 64x64 tokens"),
         ("muse_detokenizer", build_detokenizer, {"resolution": 512, "batch": 1, "finetuned_decoder": True},
@@ -242,4 +314,5 @@ MODELS = family_specs(
         ("muse_text_encoder", build_text_encoder, {"batch": 1, "prompt_len": 128},
          "Muse text encoder (frozen T5-XXL v1.1 encoder)"),
     ],
+    choices={"base_variant": tuple(BASE_VARIANTS)},
 )

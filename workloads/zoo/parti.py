@@ -63,7 +63,15 @@ from ..errors import InputError
 from ..ir import OpGraph
 from . import _blocks
 from ._specs import family_specs
-from ._token_transformer import KVBucket, StackConfig, append, cross_kv, decode_step, embed_tokens, stack
+from ._token_transformer import (
+    KVBucket,
+    StackConfig,
+    append,
+    cross_kv,
+    decode_step,
+    embed_tokens,
+    stack,
+)
 from ._token_transformer import kv_buckets as split_steps
 from ._vq import ViTVQGANConfig, vit_vqgan_decoder
 
