@@ -42,8 +42,10 @@ def _cmd_run(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if extra:
         raise InputError(f"unexpected arguments: {' '.join(extra)}")
     exp = load_experiment(args.experiment)
-    result = exp.run(str(args.experiment), attention=args.attention)
     out = Path(args.out) if args.out else Path("ttvsim-out") / exp.name
+    if exp.sweep:
+        return _sweep(exp, str(args.experiment), out, args)
+    result = exp.run(str(args.experiment), attention=args.attention)
     print(report.summary_text(result, exp.name))
     try:
         paths = result.write(out)
@@ -51,6 +53,23 @@ def _cmd_run(args: argparse.Namespace, extra: Sequence[str]) -> int:
     except OSError as exc:
         raise InputError(f"cannot write results ({exc.strerror}); the summary above is complete", where=str(out)) from None
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _sweep(exp, source: str, out: Path, args: argparse.Namespace) -> int:
+    from .sweep import dask_client, run_sweep
+
+    if args.attention:
+        raise InputError("--attention applies to single runs; sweep `simulation.attention` instead")
+    client = dask_client(args.dask, args.workers) if args.dask else None
+    try:
+        frame = run_sweep(exp, source, out / "sweep.sqlite", client=client, progress=print)
+    finally:
+        if client is not None:
+            client.close()
+    print(report.sweep_text(frame, list(exp.sweep)))
+    frame.to_csv(out / "sweep.csv", index=False)
+    print(f"\nwrote {out / 'sweep.sqlite'}, {out / 'sweep.csv'}")
     return 0
 
 
@@ -81,6 +100,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("experiment", help="experiment YAML (e.g. experiments/sd15_quickstart.yaml)")
     run.add_argument("--out", help="output folder (default: ttvsim-out/<experiment name>)")
     run.add_argument("--attention", choices=("fused", "unfused"), help="override the attention lowering")
+    run.add_argument("--dask", metavar="ADDRESS", help="run a sweep on a Dask scheduler ('local': a local cluster)")
+    run.add_argument("--workers", type=int, default=2, help="workers of a local Dask cluster (default 2)")
     run.set_defaults(fn=_cmd_run)
     describe = sub.add_parser(
         "describe", help="params, FLOPs, op counts and attention profile of a model", epilog="model options: --KEY VALUE"

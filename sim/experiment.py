@@ -47,6 +47,10 @@ class Experiment:
     arch_overrides: dict[str, Any] = field(default_factory=dict, metadata=doc("nested keys merged over the arch"))
     simulation: SimulationSpec = field(default_factory=SimulationSpec, metadata=doc("simulation options"))
     description: str = field(default="", metadata=doc("free text"))
+    sweep: dict[str, Any] = field(
+        default_factory=dict, metadata=doc("dotted key -> list of values (arch.*, workload.options.*, simulation.*)")
+    )
+    sweep_mode: str = field(default="grid", metadata=doc("combine sweep axes", choices=("grid", "zip")))
     base_dir: Path = field(default=Path("."), init=False, compare=False)
 
     def load_arch(self, source: str = "") -> Arch:

@@ -37,7 +37,7 @@ class Unit(IntEnum):
 # Columns of the kernel table. All int64; the cost models receive them as arrays.
 COLUMNS = (
     "op", "unit", "m", "k", "n", "count", "a_dram", "b_dram", "c_dram",
-    "vclass", "elements", "words_in", "words_out", "multipass", "par", "launches",
+    "vclass", "elements", "words_in", "words_out", "multipass", "par", "launches", "overlap",
 )  # fmt: skip
 _VCLASS = {name: i for i, name in enumerate(VECTOR_CLASSES)}
 
@@ -61,11 +61,12 @@ def _gemm(m: int, k: int, n: int, count: int = 1, a: int = 1, b: int = 1, c: int
 
 
 def _vector(
-    vclass: str, elements: int, words_in: int, words_out: int, multipass: int = 0, launches: int = 1, par: int = 0
+    vclass: str, elements: int, words_in: int, words_out: int, multipass: int = 0, launches: int = 1, par: int = 0,
+    overlap: int = 0,
 ) -> dict:
     return {
         "unit": Unit.VECTOR, "vclass": _VCLASS[vclass], "elements": elements, "words_in": words_in,
-        "words_out": words_out, "multipass": multipass, "launches": launches, "par": par,
+        "words_out": words_out, "multipass": multipass, "launches": launches, "par": par, "overlap": overlap,
     }  # fmt: skip
 
 
@@ -83,12 +84,14 @@ def _attention(op: Op, mode: str, tile: tuple[int, int]) -> list[dict]:
             _vector("softmax", scores, scores, scores),  # P = softmax(S), DRAM -> DRAM
             _gemm(lq, lk, dv, bh),  # O = P V, P read back from DRAM
         ]
-    # one fused kernel: Q, K, V read, O written; S and P stay on chip. Queries and keys are
-    # processed in tiles, so sequences shorter than a tile (temporal attention) pay for a tile.
+    # one fused kernel: Q, K, V read, O written; S and P stay on chip, and the online softmax
+    # runs on the vector unit while the array computes the next tile (overlapped). Queries and
+    # keys are processed in tiles, so sequences shorter than a tile (temporal attention) pay
+    # for a whole tile.
     lq, lk = _round_up(lq, tile[0]), _round_up(lk, tile[1])
     return [
         _gemm(lq, d, lk, bh, c=0),
-        _vector("softmax", math.ceil(bh * lq * lk * FUSED_SOFTMAX_FACTOR), 0, 0, launches=0),
+        _vector("softmax", math.ceil(bh * lq * lk * FUSED_SOFTMAX_FACTOR), 0, 0, launches=0, overlap=1),
         _gemm(lq, lk, dv, bh, a=0, launches=0),
     ]
 

@@ -118,3 +118,10 @@ def archs_text() -> str:
         arch = load_arch(name)
         lines.append(f"{name:<10} {arch.description}\n{'':<10} source: {arch.source}")
     return "\n".join(lines)
+
+
+def sweep_text(frame: pd.DataFrame, keys: list[str], top: int = 10) -> str:
+    """The fastest design points of a sweep, with their swept settings."""
+    cols = [k for k in keys if k in frame] + ["latency_s", "utilization", "dram_bytes", "energy_j"]
+    best = frame.sort_values("latency_s").head(top)[cols]
+    return f"\n{len(frame)} design points; fastest {len(best)}:\n" + best.to_string(index=False)

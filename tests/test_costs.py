@@ -268,3 +268,12 @@ def test_per_core_utilization_shows_fold_imbalance():
     # 3 folds on 2 cores: 2 fold-steps; core 0 busy in both, core 1 in one
     assert util[0] == pytest.approx(1.0) and util[1] == pytest.approx(0.5)
     assert len(r.kernels) == 1 and r.kernels["folds"].iloc[0] == 3
+
+
+def test_fused_attention_is_faster_on_stable_diffusion_shapes(os128):
+    g = attention_graph(batch=2, lq=4096, lk=4096, heads=8, d=40)
+    fused, unfused = sim.simulate(g, os128, attention="fused"), sim.simulate(g, os128, attention="unfused")
+    assert fused.latency_s < unfused.latency_s
+    # the online softmax overlaps the array: the fused op costs less than its kernels' sum
+    k = fused.kernels
+    assert fused.ops["cycles"].iloc[0] < (k["compute_cycles"] + k["stall_cycles"]).sum()

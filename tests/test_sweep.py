@@ -1,0 +1,104 @@
+"""Design-space sweeps: expansion, validation before running, SQLite store, resume, Dask."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import pytest
+
+from sim import sweep
+from sim.cli import main
+from sim.experiment import Experiment, load_experiment
+from workloads.errors import InputError
+
+BASE = """\
+name: sw
+workload: {model: sd15_unet, options: {resolution: 256}}
+arch: edge
+sweep:
+  arch.array.rows: [16, 32]
+  arch.array.cols: [16, 32]
+  simulation.attention: [fused, unfused]
+"""
+
+
+def load(tmp_path, text: str = BASE) -> Experiment:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    return load_experiment(path)
+
+
+def test_grid_and_zip(tmp_path):
+    exp = load(tmp_path)
+    pts = sweep.points(exp)
+    assert len(pts) == 8 and pts[0] == {"arch.array.rows": 16, "arch.array.cols": 16, "simulation.attention": "fused"}
+    zipped = load(tmp_path, BASE.replace("simulation.attention: [fused, unfused]", "") + "sweep_mode: zip\n")
+    assert sweep.points(zipped) == [{"arch.array.rows": 16, "arch.array.cols": 16}, {"arch.array.rows": 32, "arch.array.cols": 32}]
+
+
+def test_variant_applies_every_kind_of_key(tmp_path):
+    exp = load(tmp_path)
+    v = sweep.variant(exp, {"arch.dram.bandwidth_gbs": 99, "workload.options.resolution": 512, "simulation.attention": "unfused"})
+    assert v.load_arch().dram.bandwidth_gbs == 99 and v.workload.options["resolution"] == 512
+    assert v.simulation.attention == "unfused" and exp.workload.options["resolution"] == 256
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("  arch.array.rowz: [4]\n", "unknown key 'rowz' (did you mean 'rows'?)"),
+        ("  arch.array.rows: [0]\n", "must be positive"),
+        ("  simulation.attention: [flash]\n", "unknown value 'flash'"),
+        ("  workload.options.steps: [2]\n", "has no option 'steps'"),
+        ("  hardware.rows: [4]\n", "unknown sweep key 'hardware.rows'"),
+        ("  arch.array.rows: 4\n", "expected a non-empty list"),
+    ],
+)
+def test_bad_points_fail_before_anything_runs(tmp_path, change, message):
+    exp = load(tmp_path, "name: sw\nworkload: {model: sd15_unet}\narch: edge\nsweep:\n" + change)
+    store = tmp_path / "s.sqlite"
+    with pytest.raises(InputError, match=re.escape(message)):
+        sweep.run_sweep(exp, "sweep.yaml", store)
+    assert not store.exists()
+
+
+def test_store_resume_and_one_build_per_workload(tmp_path, monkeypatch):
+    exp = load(tmp_path)
+    builds = []
+    real = Experiment.build
+    monkeypatch.setattr(Experiment, "build", lambda self, source="": builds.append(1) or real(self, source))
+    store = tmp_path / "s.sqlite"
+    frame = sweep.run_sweep(exp, "sweep.yaml", store)
+    assert len(frame) == 8 and len(builds) == 1  # one workload: one graph for 8 points
+    assert (frame["latency_s"] > 0).all()
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*) FROM points").fetchone()[0] == 8
+    messages = []
+    again = sweep.run_sweep(exp, "sweep.yaml", store, progress=messages.append)
+    assert "8 already stored, 0 to run" in messages[0] and len(again) == 8 and len(builds) == 1
+    bigger = frame.set_index(["arch.array.rows", "arch.array.cols", "simulation.attention"])["latency_s"]
+    assert bigger[(32, 32, "fused")] < bigger[(16, 16, "fused")]
+
+
+def test_cli_sweep(tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(BASE)
+    assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "8 design points" in out and (tmp_path / "o" / "sweep.csv").is_file()
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--attention", "fused"]) == 2
+
+
+@pytest.mark.dask
+def test_dask_local_cluster_gives_the_same_points(tmp_path):
+    pytest.importorskip("distributed")
+    exp = load(tmp_path)
+    local = sweep.run_sweep(exp, "sweep.yaml", tmp_path / "a.sqlite")
+    client = sweep.dask_client("local", 1)
+    try:
+        remote = sweep.run_sweep(exp, "sweep.yaml", tmp_path / "b.sqlite", client=client)
+    finally:
+        client.close()
+    key = ["arch.array.rows", "arch.array.cols", "simulation.attention"]
+    assert local.sort_values(key)["latency_s"].tolist() == remote.sort_values(key)["latency_s"].tolist()
