@@ -86,58 +86,63 @@ def check(graph, model, fn, *args, scope: str = ""):
     return ours
 
 
-def test_dit_xl2_matches_diffusers():
-    model = meta(diffusers.DiTTransformer2DModel, dit.TRANSFORMER_CONFIG)
+@pytest.mark.parametrize(
+    ("resolution", "labels", "expected"),
+    [
+        # batch 2: a class and the CFG null class 1000
+        (256, [207, 1000], {"conv": 18_874_368, "linear": 457_737_043_968, "attention": 16_911_433_728}),
+        (512, [207], None),  # DiT-XL-2-512: only `sample_size` differs
+    ],
+)
+def test_dit_xl2_matches_diffusers(resolution, labels, expected):
+    side, n = resolution // 8, len(labels)
+    model = meta(diffusers.DiTTransformer2DModel, {**dit.TRANSFORMER_CONFIG, "sample_size": side})
     with torch.device("meta"):
-        x, t, y = torch.randn(2, 4, 32, 32), torch.tensor([999, 999]), torch.tensor([207, 1000])
-    graph = workloads.build("dit_xl2_transformer", batch=2)
+        x, t, y = torch.randn(n, 4, side, side), torch.tensor([999] * n), torch.tensor(labels)
+    graph = workloads.build("dit_xl2_transformer", resolution=resolution, batch=n)
     ours = check(graph, model, lambda m, x, t, y: m(x, t, y).sample, x, t, y)
     assert graph.total_params() == 749_826_464
-    assert ours == {"conv": 18_874_368, "linear": 457_737_043_968, "attention": 16_911_433_728}
+    if expected is not None:
+        assert ours == expected
 
 
-def test_dit_xl2_512_matches_diffusers():
-    model = meta(diffusers.DiTTransformer2DModel, {**dit.TRANSFORMER_CONFIG, "sample_size": 64})
+def pixart_micro_conditions() -> dict:
+    """PixArt-alpha 1024's `added_cond_kwargs`: resolution and aspect-ratio embeddings."""
+    return {"added_cond_kwargs": {"resolution": torch.tensor([[1024.0, 1024.0]]), "aspect_ratio": torch.tensor([[1.0]])}}
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "config", "latents", "tokens", "extra", "expected"),
+    [
+        pytest.param(
+            "pixart_alpha_transformer", "PixArtTransformer2DModel", pixart.TRANSFORMER_CONFIG, (1, 4, 128, 128), 120,
+            pixart_micro_conditions, {"conv": 150_994_944, "linear": 4_281_291_177_984, "attention": 2_228_081_393_664},
+            id="pixart_alpha",
+        ),
+        pytest.param(
+            "latte_transformer", "LatteTransformer3DModel", latte.TRANSFORMER_CONFIG, (1, 4, 16, 64, 64), 120,
+            dict, {"conv": 603_979_776, "linear": 31_946_262_478_848, "attention": 2_452_157_890_560},
+            id="latte",
+        ),
+        pytest.param(
+            "cogvideox_2b_transformer", "CogVideoXTransformer3DModel", cogvideox.TRANSFORMER_CONFIG,
+            (1, 13, 16, 60, 90), 226,
+            dict, {"conv": 4_313_088_000, "linear": 47_189_783_379_968, "attention": 72_803_214_950_400},
+            id="cogvideox_2b",
+        ),
+    ],
+)  # fmt: skip
+def test_text_conditioned_transformer_matches_diffusers(name, cls, config, latents, tokens, extra, expected):
+    """The T5-conditioned transformers on their default latents and `tokens` T5 states (batch 1)."""
+    model = meta(getattr(diffusers, cls), config)
     with torch.device("meta"):
-        x, t, y = torch.randn(1, 4, 64, 64), torch.tensor([999]), torch.tensor([207])
-    check(workloads.build("dit_xl2_transformer", resolution=512), model, lambda m, x, t, y: m(x, t, y).sample, x, t, y)
-
-
-def test_pixart_alpha_matches_diffusers():
-    model = meta(diffusers.PixArtTransformer2DModel, pixart.TRANSFORMER_CONFIG)
-    with torch.device("meta"):
-        x, t, text = torch.randn(1, 4, 128, 128), torch.tensor([999]), torch.randn(1, 120, 4096)
-        added = {"resolution": torch.tensor([[1024.0, 1024.0]]), "aspect_ratio": torch.tensor([[1.0]])}
+        x, t, text = torch.randn(*latents), torch.tensor([999]), torch.randn(1, tokens, 4096)
+        kwargs = extra()
 
     def forward(m, x, t, text):
-        return m(x, encoder_hidden_states=text, timestep=t, added_cond_kwargs=added).sample
+        return m(x, encoder_hidden_states=text, timestep=t, **kwargs).sample
 
-    ours = check(workloads.build("pixart_alpha_transformer"), model, forward, x, t, text)
-    assert ours == {"conv": 150_994_944, "linear": 4_281_291_177_984, "attention": 2_228_081_393_664}
-
-
-def test_latte_matches_diffusers():
-    model = meta(diffusers.LatteTransformer3DModel, latte.TRANSFORMER_CONFIG)
-    with torch.device("meta"):
-        x, t, text = torch.randn(1, 4, 16, 64, 64), torch.tensor([999]), torch.randn(1, 120, 4096)
-
-    def forward(m, x, t, text):
-        return m(x, timestep=t, encoder_hidden_states=text).sample
-
-    ours = check(workloads.build("latte_transformer"), model, forward, x, t, text)
-    assert ours == {"conv": 603_979_776, "linear": 31_946_262_478_848, "attention": 2_452_157_890_560}
-
-
-def test_cogvideox_2b_transformer_matches_diffusers():
-    model = meta(diffusers.CogVideoXTransformer3DModel, cogvideox.TRANSFORMER_CONFIG)
-    with torch.device("meta"):
-        x, t, text = torch.randn(1, 13, 16, 60, 90), torch.tensor([999]), torch.randn(1, 226, 4096)
-
-    def forward(m, x, t, text):
-        return m(x, encoder_hidden_states=text, timestep=t).sample
-
-    ours = check(workloads.build("cogvideox_2b_transformer"), model, forward, x, t, text)
-    assert ours == {"conv": 4_313_088_000, "linear": 47_189_783_379_968, "attention": 72_803_214_950_400}
+    assert check(workloads.build(name), model, forward, x, t, text) == expected
 
 
 @pytest.mark.parametrize(("frames", "resolution"), [(49, 480), (17, 96), (1, 96)])

@@ -46,6 +46,29 @@ def test_attention_taxonomy_everywhere(name):
         assert op.macs == op.attrs["batch"] * op.attrs["heads"] * op.attrs["lq"] * op.attrs["lk"] * 2 * op.attrs["head_dim"]
 
 
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("modelscope_t2v", {"resolution": 250}),
+        ("modelscope_t2v_unet", {"frames": 0}),
+        ("make_a_video", {"frames": 0}),
+        ("make_a_video", {"resolution": 256}),  # cascade resolutions are fixed
+    ],
+)
+def test_video_bad_options(name, options):
+    with pytest.raises(InputError):
+        workloads.build(name, **options)
+
+
+@pytest.mark.parametrize("name", ["modelscope_t2v_unet", "make_a_video_decoder"])
+def test_video_unet_frames_scaling(name):
+    """Twice the frames: spatial work and convs double, temporal attention (F x F per pixel) quadruples."""
+    one, two = (workloads.build(name, frames=f) for f in (8, 16))
+    assert flops(two, axis="spatial") == 2 * flops(one, axis="spatial")
+    assert flops(two, axis="temporal") == 4 * flops(one, axis="temporal")
+    assert flops(two, "conv") == 2 * flops(one, "conv")
+
+
 # -- ModelScope text-to-video ----------------------------------------------------------------
 def test_modelscope_params():
     assert workloads.build("modelscope_t2v_unet").total_params() == 1_411_233_860
@@ -81,13 +104,6 @@ def test_modelscope_layout_copies():
     assert sum(op.kind is OpKind.CONV3D and op.attrs["kernel"] == (3, 1, 1) for op in g) == 4 * 22
 
 
-def test_modelscope_frames_scaling():
-    one, two = (workloads.build("modelscope_t2v_unet", frames=f) for f in (8, 16))
-    assert flops(two, axis="spatial") == 2 * flops(one, axis="spatial")
-    assert flops(two, axis="temporal") == 4 * flops(one, axis="temporal")
-    assert flops(two, "conv") == 2 * flops(one, "conv")
-
-
 def test_modelscope_resolution_scaling():
     small, big = (workloads.build("modelscope_t2v_unet", resolution=r) for r in (256, 512))
     assert flops(big, axis="temporal") == 4 * flops(small, axis="temporal")  # 4x the sequences
@@ -108,20 +124,20 @@ def test_modelscope_pipeline_cfg_and_steps():
     assert decoder_in[0].inputs[0] == (16, 4, 32, 32)  # every frame decoded, batch B*F
 
 
-def test_modelscope_bad_options(tmp_path):
+@pytest.mark.parametrize(
+    "config",
+    [
+        None,  # a missing file
+        {**modelscope.UNET_CONFIG, "num_attention_heads": 8},
+        {**modelscope.UNET_CONFIG, "down_block_types": ["DownBlock2D"] * 4},
+    ],
+)
+def test_modelscope_bad_unet_config(tmp_path, config):
+    path = tmp_path / "unet.json"
+    if config is not None:
+        path.write_text(json.dumps(config))
     with pytest.raises(InputError):
-        workloads.build("modelscope_t2v", resolution=250)
-    with pytest.raises(InputError):
-        workloads.build("modelscope_t2v_unet", frames=0)
-    with pytest.raises(InputError):
-        workloads.build("modelscope_t2v_unet", config=str(tmp_path / "missing.json"))
-    bad = tmp_path / "unet.json"
-    bad.write_text(json.dumps({**modelscope.UNET_CONFIG, "num_attention_heads": 8}))
-    with pytest.raises(InputError):
-        workloads.build("modelscope_t2v_unet", config=str(bad))
-    bad.write_text(json.dumps({**modelscope.UNET_CONFIG, "down_block_types": ["DownBlock2D"] * 4}))
-    with pytest.raises(InputError):
-        workloads.build("modelscope_t2v_unet", config=str(bad))
+        workloads.build("modelscope_t2v_unet", config=str(path))
 
 
 def test_modelscope_config_file_roundtrip(tmp_path):
@@ -204,13 +220,6 @@ def test_make_a_video_attention_profile():
         assert not attention_ops(workloads.build(name))
 
 
-def test_make_a_video_frames_scaling():
-    one, two = (workloads.build("make_a_video_decoder", frames=f) for f in (8, 16))
-    assert flops(two, axis="spatial") == 2 * flops(one, axis="spatial")
-    assert flops(two, axis="temporal") == 4 * flops(one, axis="temporal")
-    assert flops(two, "conv") == 2 * flops(one, "conv")
-
-
 def test_make_a_video_pseudo3d_layers():
     sr = workloads.build("make_a_video_sr256")
     temporal_convs = [op for op in sr if op.kind is OpKind.CONV1D]
@@ -221,13 +230,6 @@ def test_make_a_video_pseudo3d_layers():
     sr768 = workloads.build("make_a_video_sr768")
     assert not any(op.kind is OpKind.CONV1D for op in sr768) and not moves(sr768, "frames_to_temporal")
     assert sr768.ops()[0].inputs[0][0] == 76  # 2D, every frame in the batch
-
-
-def test_make_a_video_bad_options():
-    with pytest.raises(InputError):
-        workloads.build("make_a_video", frames=0)
-    with pytest.raises(InputError):
-        workloads.build("make_a_video", resolution=256)  # cascade resolutions are fixed
 
 
 # -- LLaMA-2-7B -----------------------------------------------------------------------------

@@ -30,6 +30,22 @@ def load_json_config(path: str) -> dict[str, Any]:
     return data
 
 
+def option_config(
+    path: Any, published: Mapping[str, Any], *, what: str, file_what: str, file: str = "config.json"
+) -> tuple[Mapping[str, Any], str]:
+    """The config a model's `config` option selects, and the name its errors should use.
+
+    "" (the option's default) selects the `published` config, named `what`; any other string
+    is a JSON file loaded from `path`, named `file_what`. `file` says in the error for a
+    non-string option what the path should point to (e.g. "unet config.json").
+    """
+    if not isinstance(path, str):
+        raise InputError(f"option 'config' expects a path to a {file}, got {path!r}")
+    if not path:
+        return published, what
+    return load_json_config(path), file_what
+
+
 class ConfigReader:
     """Typed, checked access to one config dict, naming the model in every error."""
 

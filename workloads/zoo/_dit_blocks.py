@@ -21,7 +21,7 @@ from typing import Any
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from . import _blocks
-from ._config import ConfigReader, load_json_config
+from ._config import ConfigReader, option_config
 
 # diffusers FeedForward activation_fn -> the builder's activation (GELU: tanh approximation
 # or exact; both are one pointwise op here).
@@ -97,10 +97,8 @@ def read_config(
 ) -> DiTConfig:
     """The `published` config, or the diffusers transformer `config.json` at `path` instead
     (the value of a model's `config` option)."""
-    if not isinstance(path, str):
-        raise InputError(f"option 'config' expects a path to a transformer config.json, got {path!r}")
-    raw = load_json_config(path) if path else published
-    return DiTConfig.from_dict(raw, f"{what} config {path}" if path else what, defaults=defaults, norm_types=norm_types)
+    raw, name = option_config(path, published, what=what, file_what=f"{what} config {path}", file="transformer config.json")
+    return DiTConfig.from_dict(raw, name, defaults=defaults, norm_types=norm_types)
 
 
 def latent_tokens(cfg: DiTConfig, side: int, what: str) -> int:

@@ -75,6 +75,25 @@ def compose(name: str, *, text: OpGraph | None, step: OpGraph, decode: OpGraph, 
     return graph
 
 
+def t5_pipeline(
+    name: str,
+    *,
+    latents: tuple[int, ...],
+    denoiser: Emit,
+    tokens: int,
+    cfg: bool,
+    learned_sigma: bool,
+    decode: OpGraph,
+    steps: int,
+) -> OpGraph:
+    """A T5-conditioned transformer pipeline: T5-XXL once on the prompts padded to `tokens`
+    (2N with CFG), `guided_step` on `latents` (N first) x `steps`, `decode` once."""
+    batch = latents[0]
+    text = t5_text_encoder(f"{name}.text_encoder", 2 * batch if cfg else batch, tokens)
+    step = guided_step(f"{name}.step", latents, denoiser, cfg=cfg, learned_sigma=learned_sigma)
+    return compose(name, text=text, step=step, decode=decode, steps=steps)
+
+
 def latent_side(value: int, downscale: int, patch: int, what: str = "resolution") -> int:
     """Latent side for `value` pixels; `value` must be a multiple of downscale x patch so the
     latent splits into whole patches."""

@@ -60,9 +60,9 @@ import math
 from dataclasses import dataclass
 
 from ..builder import GraphBuilder, Tensor
-from ..errors import InputError
 from ._unet2d_added_kv import (
     added_kv_attention,
+    check_inputs,
     resnet_block2d,
     text_time_embedding,
     timestep_embedding,
@@ -104,13 +104,10 @@ class EfficientUNetConfig:
 
 def efficient_unet(b: GraphBuilder, cfg: EfficientUNetConfig, sample: Tensor, text: Tensor) -> Tensor:
     """One Efficient U-Net forward on `sample` (N, 6, H, W) and T5 states (N, L, 4096)."""
-    n, ch, h, w = sample.shape
-    if ch != cfg.in_channels:
-        raise InputError(f"Efficient U-Net in_channels {cfg.in_channels} does not match the {ch}-channel input")
-    if text.shape[-1] != cfg.text_dim:
-        raise InputError(f"Efficient U-Net text width {cfg.text_dim} does not match the text encoder's {text.shape[-1]}")
-    if h % cfg.downscale or w % cfg.downscale:
-        raise InputError(f"image side {h}x{w} is not divisible by the Efficient U-Net's downsampling {cfg.downscale}")
+    check_inputs(
+        "Efficient U-Net", sample, text, in_channels=cfg.in_channels, text_dim=cfg.text_dim, downscale=cfg.downscale
+    )
+    n = sample.shape[0]
     emb = timestep_embedding(b, ("time_proj", "time_embedding"), n, cfg.sinusoid_dim, cfg.emb_dim, cfg.act)
     aug = timestep_embedding(b, ("aug_level_proj", "aug_level_embedding"), n, cfg.sinusoid_dim, cfg.emb_dim, cfg.act)
     with b.scope("add_embedding"):

@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InputError
 from ..ir import OpGraph
 from ..registry import ModelSpec
 from . import _diffusion
-from ._config import load_json_config
+from ._config import option_config
 from ._specs import family_specs
 from ._unet2d import UNetConfig
 from ._vae import VAEConfig
@@ -49,11 +48,9 @@ class LatentDiffusionModel:
 
     def unet_config(self, path: str = "") -> UNetConfig:
         """The published UNet config, or the diffusers unet `config.json` at `path` instead."""
-        if not isinstance(path, str):
-            raise InputError(f"option 'config' expects a path to a unet config.json, got {path!r}")
-        if not path:
-            return UNetConfig.from_dict(self.unet, f"{self.title} UNet")
-        return UNetConfig.from_dict(load_json_config(path), f"UNet config {path}")
+        return UNetConfig.from_dict(
+            *option_config(path, self.unet, what=f"{self.title} UNet", file_what=f"UNet config {path}", file="unet config.json")
+        )
 
     # -- builders (registry entry points) ----------------------------------------------
     def build_pipeline(self, resolution: int, batch: int, steps: int, cfg: bool, config: str) -> OpGraph:

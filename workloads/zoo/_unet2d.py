@@ -19,6 +19,7 @@ from typing import Any
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from . import _blocks
+from . import _unet_levels as levels
 from ._config import ConfigReader
 
 DOWN_BLOCKS = ("CrossAttnDownBlock2D", "DownBlock2D")
@@ -46,14 +47,9 @@ _FIXED = {
 
 
 @dataclass(frozen=True)
-class UNetConfig:
+class UNetConfig(levels.UNetLayout):
     """The structural fields of a diffusers `UNet2DConditionModel` config, per block."""
 
-    in_channels: int
-    out_channels: int
-    block_out_channels: tuple[int, ...]
-    down_block_types: tuple[str, ...]
-    up_block_types: tuple[str, ...]
     mid_block_type: str | None
     layers_per_block: tuple[int, ...]
     heads: tuple[int, ...]  # diffusers' `attention_head_dim` (see module docstring)
@@ -84,15 +80,10 @@ class UNetConfig:
         r = ConfigReader(config, what)
         for key, supported in _FIXED.items():
             r.only(key, supported, supported[0])
-        down = r.names("down_block_types", ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",))
-        up = r.names("up_block_types", ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
-        for kind, types, supported in (("down", down, DOWN_BLOCKS), ("up", up, UP_BLOCKS)):
-            for t in types:
-                if t not in supported:
-                    raise InputError(f"{what}: {kind} block type {t!r} is not supported (supported: {', '.join(supported)})")
+        down, up = levels.block_types(
+            r, (DOWN_BLOCKS, UP_BLOCKS), (("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",), ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
+        )
         n = len(down)
-        if len(up) != n:
-            raise InputError(f"{what}: {n} down_block_types but {len(up)} up_block_types")
         channels = r.per_block("block_out_channels", n, (320, 640, 1280, 1280))
         cross = r.per_block("cross_attention_dim", n, 1280)
         if len(set(cross)) != 1:
@@ -172,19 +163,10 @@ def unet2d_condition(
     if cfg.center_input_sample:
         x = b.elementwise("center_input_sample", [x], "axpb")
     x = b.conv("conv_in", x, cfg.block_out_channels[0], cfg.conv_in_kernel, padding=(cfg.conv_in_kernel - 1) // 2)
-    skips = [x]
-    for i, kind in enumerate(cfg.down_block_types):
-        with b.scope("down_blocks", i):
-            x = ctx.down_block(i, kind, x, skips)
-    if cfg.mid_block_type is not None:
-        with b.scope("mid_block"):
-            x = ctx.mid_block(x)
-    for i, kind in enumerate(cfg.up_block_types):
-        with b.scope("up_blocks", i):
-            x = ctx.up_block(i, kind, x, skips)
-    x = b.group_norm("conv_norm_out", x, cfg.norm_num_groups)
-    x = b.activation("conv_act", x, cfg.act)
-    return b.conv("conv_out", x, cfg.out_channels, cfg.conv_out_kernel, padding=(cfg.conv_out_kernel - 1) // 2)
+    x = levels.levels(b, ctx, x, cfg.down_block_types, cfg.up_block_types, mid=cfg.mid_block_type is not None)
+    return levels.output_head(
+        b, x, groups=cfg.norm_num_groups, act=cfg.act, out_channels=cfg.out_channels, kernel=cfg.conv_out_kernel
+    )
 
 
 def _time_embedding(b: GraphBuilder, cfg: UNetConfig, n: int, text_embeds: Tensor | None) -> Tensor:
@@ -221,54 +203,53 @@ class _Ctx:
     context: Tensor
     temb: Tensor
 
-    def resnet(self, j: int, x: Tensor, out_ch: int, scale: float = 1.0) -> Tensor:
-        with self.b.scope("resnets", j):
-            return _blocks.resnet_block(
-                self.b, x, out_ch, temb=self.temb, groups=self.cfg.norm_num_groups, act=self.cfg.act,
-                output_scale_factor=scale,
-            )
+    def resnet(self, out_ch: int, scale: float = 1.0) -> levels.Layer:
+        """`resnets.<j>` with `out_ch` output channels."""
 
-    def transformer(self, j: int, x: Tensor, heads: int, layers: int) -> Tensor:
-        with self.b.scope("attentions", j):
-            return transformer_2d(
-                self.b, x, self.context, heads=heads, layers=layers, groups=self.cfg.norm_num_groups,
-                linear_projection=self.cfg.use_linear_projection,
-            )
+        def layer(j: int, x: Tensor) -> Tensor:
+            with self.b.scope("resnets", j):
+                return _blocks.resnet_block(
+                    self.b, x, out_ch, temb=self.temb, groups=self.cfg.norm_num_groups, act=self.cfg.act,
+                    output_scale_factor=scale,
+                )
 
-    def down_block(self, i: int, kind: str, x: Tensor, skips: list[Tensor]) -> Tensor:
+        return layer
+
+    def transformer(self, level: int) -> levels.Layer:
+        """`attentions.<j>`: a Transformer2DModel with level `level`'s heads and depth."""
+
+        def layer(j: int, x: Tensor) -> Tensor:
+            with self.b.scope("attentions", j):
+                return transformer_2d(
+                    self.b, x, self.context, heads=self.cfg.heads[level], layers=self.cfg.transformer_layers[level],
+                    groups=self.cfg.norm_num_groups, linear_projection=self.cfg.use_linear_projection,
+                )
+
+        return layer
+
+    def down(self, i: int, kind: str, x: Tensor, skips: list[Tensor]) -> Tensor:
         """CrossAttnDownBlock2D / DownBlock2D: (resnet [+ transformer]) x layers, then downsample."""
-        out_ch = self.cfg.block_out_channels[i]
-        for j in range(self.cfg.layers_per_block[i]):
-            x = self.resnet(j, x, out_ch)
-            if kind == "CrossAttnDownBlock2D":
-                x = self.transformer(j, x, self.cfg.heads[i], self.cfg.transformer_layers[i])
-            skips.append(x)
-        if i < len(self.cfg.block_out_channels) - 1:
-            x = _blocks.downsample(self.b, x, self.cfg.downsample_padding)
-            skips.append(x)
-        return x
+        last = i == len(self.cfg.block_out_channels) - 1
+        return levels.down_block(
+            x, skips, self.cfg.layers_per_block[i], self.resnet(self.cfg.block_out_channels[i]),
+            self.transformer(i) if kind == "CrossAttnDownBlock2D" else None,
+            None if last else lambda x: _blocks.downsample(self.b, x, self.cfg.downsample_padding),
+        )  # fmt: skip
 
-    def mid_block(self, x: Tensor) -> Tensor:
+    def mid(self, x: Tensor) -> Tensor:
         """UNetMidBlock2DCrossAttn: resnet, transformer, resnet (UNetMidBlock2D: one resnet)."""
-        ch, scale = x.shape[1], self.cfg.mid_block_scale_factor
-        x = self.resnet(0, x, ch, scale)
-        if self.cfg.mid_block_type == "UNetMidBlock2DCrossAttn":
-            x = self.transformer(0, x, self.cfg.heads[-1], self.cfg.transformer_layers[-1])
-            x = self.resnet(1, x, ch, scale)
-        return x
+        cross = self.cfg.mid_block_type == "UNetMidBlock2DCrossAttn"
+        return levels.mid_block(x, self.resnet(x.shape[1], self.cfg.mid_block_scale_factor), self.transformer(-1) if cross else None)
 
-    def up_block(self, i: int, kind: str, x: Tensor, skips: list[Tensor]) -> Tensor:
+    def up(self, i: int, kind: str, x: Tensor, skips: list[Tensor]) -> Tensor:
         """CrossAttnUpBlock2D / UpBlock2D: (concat skip, resnet [+ transformer]) x (layers+1), upsample."""
         rev = len(self.cfg.block_out_channels) - 1 - i  # the matching down level
-        out_ch = self.cfg.block_out_channels[rev]
-        for j in range(self.cfg.layers_per_block[rev] + 1):
-            x = self.b.concat(f"skip_concat.{j}", [x, skips.pop()], dim=1)
-            x = self.resnet(j, x, out_ch)
-            if kind == "CrossAttnUpBlock2D":
-                x = self.transformer(j, x, self.cfg.heads[rev], self.cfg.transformer_layers[rev])
-        if i < len(self.cfg.up_block_types) - 1:
-            x = _blocks.upsample(self.b, x, skips[-1].shape[2:])
-        return x
+        last = i == len(self.cfg.up_block_types) - 1
+        return levels.up_block(
+            self.b, x, skips, self.cfg.layers_per_block[rev], self.resnet(self.cfg.block_out_channels[rev]),
+            self.transformer(rev) if kind == "CrossAttnUpBlock2D" else None,
+            None if last else lambda x: _blocks.upsample(self.b, x, skips[-1].shape[2:]),
+        )  # fmt: skip
 
 
 def transformer_2d(

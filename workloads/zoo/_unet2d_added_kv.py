@@ -25,19 +25,20 @@ The attention op over image queries and [text; image] keys has role "self" and a
 "spatial" (it is the image's self-attention; the text tokens are a prefix of its keys, so its
 `lk` is L_text + H*W), as for GLIDE's `encoder_kv` in `_adm`. An explicit cross-attention
 layer (`only_cross`) has role "cross", axis "spatial" and `lk` = L_text.
-The helpers `resnet_block2d`, `added_kv_attention` and `text_time_embedding` are shared with
-the Efficient U-Net (`_efficient_unet`).
+The helpers `check_inputs`, `resnet_block2d`, `added_kv_attention`, `text_time_embedding` and
+`timestep_embedding` are shared with the Efficient U-Net (`_efficient_unet`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from . import _blocks
+from . import _unet_levels as levels
 from ._config import ConfigReader
 
 DOWN_BLOCKS = ("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D")
@@ -63,14 +64,9 @@ _FIXED = {
 
 
 @dataclass(frozen=True)
-class AddedKVUNetConfig:
+class AddedKVUNetConfig(levels.UNetLayout):
     """The structural fields of a diffusers `UNet2DConditionModel` built from simple cross-attn blocks."""
 
-    in_channels: int
-    out_channels: int
-    block_out_channels: tuple[int, ...]
-    down_block_types: tuple[str, ...]
-    up_block_types: tuple[str, ...]
     layers_per_block: int
     attention_head_dim: int  # per-head width in these blocks (heads = channels / this)
     cross_attention_dim: int  # width of the text states the attention layers project (add_k/v_proj)
@@ -88,16 +84,7 @@ class AddedKVUNetConfig:
         r = ConfigReader(config, what)
         for key, supported in _FIXED.items():
             r.only(key, supported, supported[0])
-        down = r.names("down_block_types", ())
-        up = r.names("up_block_types", ())
-        for kind, types, supported in (("down", down, DOWN_BLOCKS), ("up", up, UP_BLOCKS)):
-            if not types:
-                raise InputError(f"{what}: config '{kind}_block_types' is required")
-            for t in types:
-                if t not in supported:
-                    raise InputError(f"{what}: {kind} block type {t!r} is not supported (supported: {', '.join(supported)})")
-        if len(up) != len(down):
-            raise InputError(f"{what}: {len(down)} down_block_types but {len(up)} up_block_types")
+        down, up = levels.block_types(r, (DOWN_BLOCKS, UP_BLOCKS))
         r.only("mid_block_type", (MID_BLOCK,), MID_BLOCK)
         channels = r.per_block("block_out_channels", len(down), None)
         head_dim = r.positive("attention_head_dim")
@@ -129,11 +116,6 @@ class AddedKVUNetConfig:
     def text_dim(self) -> int:
         """Width of the text states the UNet takes (T5-XXL: 4096)."""
         return self.encoder_hid_dim or self.cross_attention_dim
-
-    @property
-    def downscale(self) -> int:
-        """Total downsampling of the UNet: the image side must be a multiple of it."""
-        return 2 ** (len(self.block_out_channels) - 1)
 
 
 # -- shared layers ---------------------------------------------------------------------------
@@ -253,6 +235,18 @@ def text_time_embedding(b: GraphBuilder, text: Tensor, out_dim: int, heads: int)
     return b.layer_norm("norm2", y)
 
 
+def check_inputs(what: str, sample: Tensor, text: Tensor, *, in_channels: int, text_dim: int, downscale: int) -> None:
+    """`InputError` unless `sample` (N, C, H, W) has `in_channels` channels and sides divisible by
+    `downscale`, and `text` (N, L, D) is `text_dim` wide; `what` names the network in the message."""
+    _, ch, h, w = sample.shape
+    if ch != in_channels:
+        raise InputError(f"{what} in_channels {in_channels} does not match the {ch}-channel input")
+    if text.shape[-1] != text_dim:
+        raise InputError(f"{what} text width {text_dim} does not match the text encoder's {text.shape[-1]}")
+    if h % downscale or w % downscale:
+        raise InputError(f"image side {h}x{w} is not divisible by the {what}'s downsampling factor {downscale}")
+
+
 def timestep_embedding(b: GraphBuilder, names: tuple[str, str], n: int, channels: int, dim: int, act: str) -> Tensor:
     """`Timesteps` (sinusoidal, `channels` wide) + `TimestepEmbedding` MLP to `dim` for `n` samples.
 
@@ -267,13 +261,8 @@ def timestep_embedding(b: GraphBuilder, names: tuple[str, str], n: int, channels
 # -- the UNet --------------------------------------------------------------------------------
 def unet2d_added_kv(b: GraphBuilder, cfg: AddedKVUNetConfig, sample: Tensor, text: Tensor) -> Tensor:
     """One `UNet2DConditionModel` forward on `sample` (N, C, H, W) and text states (N, L, text_dim)."""
-    n, ch, h, w = sample.shape
-    if ch != cfg.in_channels:
-        raise InputError(f"UNet in_channels {cfg.in_channels} does not match the {ch}-channel input")
-    if text.shape[-1] != cfg.text_dim:
-        raise InputError(f"UNet text width {cfg.text_dim} does not match the text encoder's {text.shape[-1]}")
-    if h % cfg.downscale or w % cfg.downscale:
-        raise InputError(f"image side {h}x{w} is not divisible by the UNet's downsampling factor {cfg.downscale}")
+    check_inputs("UNet", sample, text, in_channels=cfg.in_channels, text_dim=cfg.text_dim, downscale=cfg.downscale)
+    n = sample.shape[0]
     emb = timestep_embedding(b, ("time_proj", "time_embedding"), n, cfg.block_out_channels[0], cfg.time_embed_dim, cfg.act)
     if cfg.text_pooling_heads is not None:
         with b.scope("add_embedding"):
@@ -283,33 +272,34 @@ def unet2d_added_kv(b: GraphBuilder, cfg: AddedKVUNetConfig, sample: Tensor, tex
         text = b.linear("encoder_hid_proj", text, cfg.cross_attention_dim)
     blocks = _Blocks(b, cfg, emb, text)
     x = b.conv("conv_in", sample, cfg.block_out_channels[0], 3)
-    skips = [x]
-    for i, kind in enumerate(cfg.down_block_types):
-        with b.scope("down_blocks", i):
-            x = blocks.down(i, kind, x, skips)
-    with b.scope("mid_block"):
-        x = blocks.mid(x)
-    for i, kind in enumerate(cfg.up_block_types):
-        with b.scope("up_blocks", i):
-            x = blocks.up(i, kind, x, skips)
-    x = b.group_norm("conv_norm_out", x, cfg.norm_num_groups)
-    x = b.activation("conv_act", x, cfg.act)
-    return b.conv("conv_out", x, cfg.out_channels, 3)
+    x = levels.levels(b, blocks, x, cfg.down_block_types, cfg.up_block_types)
+    return levels.output_head(b, x, groups=cfg.norm_num_groups, act=cfg.act, out_channels=cfg.out_channels)
 
 
 @dataclass(frozen=True)
 class _Blocks:
+    """Emits the simple-cross-attention blocks; holds what all of them share."""
+
     b: GraphBuilder
     cfg: AddedKVUNetConfig
     emb: Tensor
     text: Tensor
 
     def resnet(self, path: tuple[str, int], x: Tensor, out_ch: int, resample: str | None = None) -> Tensor:
+        """One `resnet_block2d` with this UNet's settings, under the module path `path`."""
         with self.b.scope(*path):
             return resnet_block2d(
                 self.b, x, out_ch, self.emb, groups=self.cfg.norm_num_groups, act=self.cfg.act,
                 scale_shift=self.cfg.scale_shift, resample=resample,
             )
+
+    def resnets(self, out_ch: int) -> levels.Layer:
+        """`resnets.<j>` with `out_ch` output channels."""
+        return lambda j, x: self.resnet(("resnets", j), x, out_ch)
+
+    def resampler(self, scope: str, out_ch: int, resample: str) -> Callable[[Tensor], Tensor]:
+        """`downsamplers.0` / `upsamplers.0`: a resnet that resamples both branches."""
+        return lambda x: self.resnet((scope, 0), x, out_ch, resample)
 
     def attention(self, j: int, x: Tensor) -> Tensor:
         c = x.shape[1]
@@ -321,29 +311,21 @@ class _Blocks:
 
     def down(self, i: int, kind: str, x: Tensor, skips: list[Tensor]) -> Tensor:
         out_ch = self.cfg.block_out_channels[i]
-        for j in range(self.cfg.layers_per_block):
-            x = self.resnet(("resnets", j), x, out_ch)
-            if kind == "SimpleCrossAttnDownBlock2D":
-                x = self.attention(j, x)
-            skips.append(x)
-        if i < len(self.cfg.block_out_channels) - 1:
-            x = self.resnet(("downsamplers", 0), x, out_ch, "down")
-            skips.append(x)
-        return x
+        last = i == len(self.cfg.block_out_channels) - 1
+        return levels.down_block(
+            x, skips, self.cfg.layers_per_block, self.resnets(out_ch),
+            self.attention if kind == "SimpleCrossAttnDownBlock2D" else None,
+            None if last else self.resampler("downsamplers", out_ch, "down"),
+        )  # fmt: skip
 
     def mid(self, x: Tensor) -> Tensor:
-        c = x.shape[1]
-        x = self.resnet(("resnets", 0), x, c)
-        x = self.attention(0, x)
-        return self.resnet(("resnets", 1), x, c)
+        return levels.mid_block(x, self.resnets(x.shape[1]), self.attention)
 
     def up(self, i: int, kind: str, x: Tensor, skips: list[Tensor]) -> Tensor:
         out_ch = self.cfg.block_out_channels[len(self.cfg.block_out_channels) - 1 - i]
-        for j in range(self.cfg.layers_per_block + 1):
-            x = self.b.concat(f"skip_concat.{j}", [x, skips.pop()], dim=1)
-            x = self.resnet(("resnets", j), x, out_ch)
-            if kind == "SimpleCrossAttnUpBlock2D":
-                x = self.attention(j, x)
-        if i < len(self.cfg.up_block_types) - 1:
-            x = self.resnet(("upsamplers", 0), x, out_ch, "up")
-        return x
+        last = i == len(self.cfg.up_block_types) - 1
+        return levels.up_block(
+            self.b, x, skips, self.cfg.layers_per_block, self.resnets(out_ch),
+            self.attention if kind == "SimpleCrossAttnUpBlock2D" else None,
+            None if last else self.resampler("upsamplers", out_ch, "up"),
+        )  # fmt: skip

@@ -29,6 +29,7 @@ from typing import Any
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from . import _blocks, _temporal
+from . import _unet_levels as levels
 from ._config import ConfigReader
 from ._unet2d import transformer_2d
 
@@ -38,14 +39,9 @@ TRANSFORMER_IN_HEADS = 8  # hard-coded in UNet3DConditionModel.__init__
 
 
 @dataclass(frozen=True)
-class UNet3DConfig:
+class UNet3DConfig(levels.UNetLayout):
     """The structural fields of a diffusers `UNet3DConditionModel` config."""
 
-    in_channels: int
-    out_channels: int
-    block_out_channels: tuple[int, ...]
-    down_block_types: tuple[str, ...]
-    up_block_types: tuple[str, ...]
     layers_per_block: int
     head_dim: int  # the config's `attention_head_dim`
     cross_attention_dim: int
@@ -60,14 +56,9 @@ class UNet3DConfig:
         r = ConfigReader(config, what)
         r.only("num_attention_heads", (None,))  # diffusers raises NotImplementedError
         r.only("time_cond_proj_dim", (None,))
-        down = r.names("down_block_types", ("CrossAttnDownBlock3D",) * 3 + ("DownBlock3D",))
-        up = r.names("up_block_types", ("UpBlock3D",) + ("CrossAttnUpBlock3D",) * 3)
-        for kind, types, supported in (("down", down, DOWN_BLOCKS), ("up", up, UP_BLOCKS)):
-            for t in types:
-                if t not in supported:
-                    raise InputError(f"{what}: {kind} block type {t!r} is not supported (supported: {', '.join(supported)})")
-        if len(up) != len(down):
-            raise InputError(f"{what}: {len(down)} down_block_types but {len(up)} up_block_types")
+        down, up = levels.block_types(
+            r, (DOWN_BLOCKS, UP_BLOCKS), (("CrossAttnDownBlock3D",) * 3 + ("DownBlock3D",), ("UpBlock3D",) + ("CrossAttnUpBlock3D",) * 3)
+        )
         if "norm_num_groups" in config and config["norm_num_groups"] is None:
             raise InputError(f"{what}: norm_num_groups null (no output norm) is not supported")
         cfg = cls(
@@ -92,11 +83,6 @@ class UNet3DConfig:
                     f"{cfg.norm_num_groups} and attention_head_dim {cfg.head_dim}"
                 )
         return cfg
-
-    @property
-    def downscale(self) -> int:
-        """Latent pixels per bottleneck pixel (8 with four blocks)."""
-        return 2 ** (len(self.block_out_channels) - 1)
 
 
 def unet3d_condition(b: GraphBuilder, cfg: UNet3DConfig, sample: Tensor, encoder_hidden_states: Tensor) -> Tensor:
@@ -129,18 +115,8 @@ def unet3d_condition(b: GraphBuilder, cfg: UNet3DConfig, sample: Tensor, encoder
             b, x, frames, heads=TRANSFORMER_IN_HEADS, head_dim=cfg.head_dim, groups=cfg.norm_num_groups
         )
     blocks = _Blocks(b, cfg, context, emb, frames)
-    skips = [x]
-    for i, kind in enumerate(cfg.down_block_types):
-        with b.scope("down_blocks", i):
-            x = blocks.down(i, kind, x, skips)
-    with b.scope("mid_block"):
-        x = blocks.mid(x)
-    for i, kind in enumerate(cfg.up_block_types):
-        with b.scope("up_blocks", i):
-            x = blocks.up(i, kind, x, skips)
-    x = b.group_norm("conv_norm_out", x, cfg.norm_num_groups)
-    x = b.activation("conv_act", x, "silu")
-    x = b.conv("conv_out", x, cfg.out_channels, 3)
+    x = levels.levels(b, blocks, x, cfg.down_block_types, cfg.up_block_types)
+    x = levels.output_head(b, x, groups=cfg.norm_num_groups, act="silu", out_channels=cfg.out_channels)
     return _blocks.view(x, (n, cfg.out_channels, frames, h, w))
 
 
@@ -154,12 +130,19 @@ class _Blocks:
     temb: Tensor  # (B*F, 4*c0)
     frames: int
 
-    def resnet_and_temporal_conv(self, j: int, x: Tensor, out_ch: int, scale: float = 1.0) -> Tensor:
-        b, groups = self.b, self.cfg.norm_num_groups
-        with b.scope("resnets", j):
-            x = _blocks.resnet_block(b, x, out_ch, temb=self.temb, groups=groups, act=self.cfg.act, output_scale_factor=scale)
-        with b.scope("temp_convs", j):
-            return _temporal.temporal_conv_layer(b, x, self.frames, groups=groups)
+    def resnet_and_temporal_conv(self, out_ch: int, scale: float = 1.0) -> levels.Layer:
+        """`resnets.<j>` with `out_ch` output channels, then `temp_convs.<j>`."""
+
+        def layer(j: int, x: Tensor) -> Tensor:
+            b, groups = self.b, self.cfg.norm_num_groups
+            with b.scope("resnets", j):
+                x = _blocks.resnet_block(
+                    b, x, out_ch, temb=self.temb, groups=groups, act=self.cfg.act, output_scale_factor=scale
+                )
+            with b.scope("temp_convs", j):
+                return _temporal.temporal_conv_layer(b, x, self.frames, groups=groups)
+
+        return layer
 
     def attentions(self, j: int, x: Tensor) -> Tensor:
         """Transformer2DModel (spatial self + cross attention), then TransformerTemporalModel."""
@@ -172,32 +155,23 @@ class _Blocks:
 
     def down(self, i: int, kind: str, x: Tensor, skips: list[Tensor]) -> Tensor:
         """CrossAttnDownBlock3D / DownBlock3D: (resnet, temp_conv [, attn, temp_attn]) x layers, downsample."""
-        out_ch = self.cfg.block_out_channels[i]
-        for j in range(self.cfg.layers_per_block):
-            x = self.resnet_and_temporal_conv(j, x, out_ch)
-            if kind == "CrossAttnDownBlock3D":
-                x = self.attentions(j, x)
-            skips.append(x)
-        if i < len(self.cfg.block_out_channels) - 1:
-            x = _blocks.downsample(self.b, x, self.cfg.downsample_padding)
-            skips.append(x)
-        return x
+        last = i == len(self.cfg.block_out_channels) - 1
+        return levels.down_block(
+            x, skips, self.cfg.layers_per_block, self.resnet_and_temporal_conv(self.cfg.block_out_channels[i]),
+            self.attentions if kind == "CrossAttnDownBlock3D" else None,
+            None if last else lambda x: _blocks.downsample(self.b, x, self.cfg.downsample_padding),
+        )  # fmt: skip
 
     def mid(self, x: Tensor) -> Tensor:
         """UNetMidBlock3DCrossAttn: resnet, temp_conv, attn, temp_attn, resnet, temp_conv."""
-        ch, scale = x.shape[1], self.cfg.mid_block_scale_factor
-        x = self.resnet_and_temporal_conv(0, x, ch, scale)
-        x = self.attentions(0, x)
-        return self.resnet_and_temporal_conv(1, x, ch, scale)
+        return levels.mid_block(x, self.resnet_and_temporal_conv(x.shape[1], self.cfg.mid_block_scale_factor), self.attentions)
 
     def up(self, i: int, kind: str, x: Tensor, skips: list[Tensor]) -> Tensor:
         """CrossAttnUpBlock3D / UpBlock3D: (concat skip, resnet, temp_conv [, attn, temp_attn]) x (layers+1), upsample."""
         out_ch = self.cfg.block_out_channels[len(self.cfg.block_out_channels) - 1 - i]
-        for j in range(self.cfg.layers_per_block + 1):
-            x = self.b.concat(f"skip_concat.{j}", [x, skips.pop()], dim=1)
-            x = self.resnet_and_temporal_conv(j, x, out_ch)
-            if kind == "CrossAttnUpBlock3D":
-                x = self.attentions(j, x)
-        if i < len(self.cfg.up_block_types) - 1:
-            x = _blocks.upsample(self.b, x, skips[-1].shape[2:])
-        return x
+        last = i == len(self.cfg.up_block_types) - 1
+        return levels.up_block(
+            self.b, x, skips, self.cfg.layers_per_block, self.resnet_and_temporal_conv(out_ch),
+            self.attentions if kind == "CrossAttnUpBlock3D" else None,
+            None if last else lambda x: _blocks.upsample(self.b, x, skips[-1].shape[2:]),
+        )  # fmt: skip

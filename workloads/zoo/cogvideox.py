@@ -38,7 +38,7 @@ from ..ir import OpGraph
 from . import _blocks, _diffusion, _dit_blocks
 from . import _dit_pipeline as pipe
 from ._cogvideox_vae import CogVideoXVAEConfig, decode_graph
-from ._config import ConfigReader, load_json_config
+from ._config import ConfigReader, option_config
 from ._specs import family_specs
 
 # THUDM/CogVideoX-2b, transformer/config.json
@@ -155,11 +155,12 @@ class CogVideoXConfig:
 
 def transformer_config(path: str = "") -> CogVideoXConfig:
     """The CogVideoX-2b config, or the diffusers transformer `config.json` at `path` instead."""
-    if not isinstance(path, str):
-        raise InputError(f"option 'config' expects a path to a transformer config.json, got {path!r}")
-    if not path:
-        return CogVideoXConfig.from_dict(TRANSFORMER_CONFIG, "CogVideoX-2b")
-    return CogVideoXConfig.from_dict(load_json_config(path), f"CogVideoX config {path}")
+    return CogVideoXConfig.from_dict(
+        *option_config(
+            path, TRANSFORMER_CONFIG, what="CogVideoX-2b", file_what=f"CogVideoX config {path}",
+            file="transformer config.json",
+        )
+    )  # fmt: skip
 
 
 # -- transformer ----------------------------------------------------------------------------
@@ -294,9 +295,10 @@ def build_pipeline(resolution: int, batch: int, frames: int, steps: int, cfg: bo
     if tcfg.text_embed_dim != pipe.T5_XXL.d_model or tcfg.in_channels != VAE.latent_channels:
         raise InputError("CogVideoX config does not match T5-XXL (4096-wide states) and the VAE (16 latent channels)")
     latents = latents_shape(resolution, batch, frames, tcfg)
-    text = pipe.t5_text_encoder("cogvideox_2b.text_encoder", 2 * batch if cfg else batch, tcfg.text_tokens)
-    step = pipe.guided_step("cogvideox_2b.step", latents, denoiser(tcfg), cfg=cfg, learned_sigma=False)
-    return pipe.compose("cogvideox_2b", text=text, step=step, decode=decode_stage("cogvideox_2b.decode", latents), steps=steps)
+    return pipe.t5_pipeline(
+        "cogvideox_2b", latents=latents, denoiser=denoiser(tcfg), tokens=tcfg.text_tokens, cfg=cfg, learned_sigma=False,
+        decode=decode_stage("cogvideox_2b.decode", latents), steps=steps,
+    )  # fmt: skip
 
 
 def build_transformer(resolution: int, batch: int, frames: int, config: str) -> OpGraph:

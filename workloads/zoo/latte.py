@@ -165,11 +165,10 @@ def build_pipeline(resolution: int, batch: int, frames: int, steps: int, cfg: bo
     if tcfg.caption_channels != pipe.T5_XXL.d_model or tcfg.in_channels != VAE.latent_channels:
         raise InputError("Latte config does not match T5-XXL (4096-wide states) and the SD VAE (4 latent channels)")
     latents = _latents(resolution, batch, frames, tcfg)
-    text = pipe.t5_text_encoder("latte.text_encoder", 2 * batch if cfg else batch, TEXT_TOKENS)
-    step = pipe.guided_step(
-        "latte.step", latents, denoiser(tcfg), cfg=cfg, learned_sigma=tcfg.out_channels == 2 * tcfg.in_channels
-    )
-    return pipe.compose("latte", text=text, step=step, decode=decode_stage("latte.decode", latents), steps=steps)
+    return pipe.t5_pipeline(
+        "latte", latents=latents, denoiser=denoiser(tcfg), tokens=TEXT_TOKENS, cfg=cfg,
+        learned_sigma=tcfg.out_channels == 2 * tcfg.in_channels, decode=decode_stage("latte.decode", latents), steps=steps,
+    )  # fmt: skip
 
 
 def build_transformer(resolution: int, batch: int, frames: int, config: str) -> OpGraph:

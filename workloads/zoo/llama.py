@@ -32,7 +32,7 @@ from types import MappingProxyType
 from ..builder import GraphBuilder
 from ..errors import InputError
 from ..ir import OpGraph
-from ._config import load_json_config
+from ._config import option_config
 from ._llama import KV_CACHES, LlamaConfig, llama_causal_lm
 from ._specs import family_specs
 
@@ -63,11 +63,7 @@ LLAMA2_7B_CONFIG = MappingProxyType(
 
 def llama_config(path: str = "") -> LlamaConfig:
     """The Llama-2-7B config, or the transformers `config.json` at `path` instead."""
-    if not isinstance(path, str):
-        raise InputError(f"option 'config' expects a path to a config.json, got {path!r}")
-    if not path:
-        return LlamaConfig.from_dict(LLAMA2_7B_CONFIG, "Llama-2-7B")
-    return LlamaConfig.from_dict(load_json_config(path), f"LLaMA config {path}")
+    return LlamaConfig.from_dict(*option_config(path, LLAMA2_7B_CONFIG, what="Llama-2-7B", file_what=f"LLaMA config {path}"))
 
 
 def forward_graph(

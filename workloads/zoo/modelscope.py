@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from ..errors import InputError
 from ..ir import OpGraph
 from . import _diffusion
 from ._clip import OPENCLIP_VIT_H14_TEXT_CONFIG, CLIPTextConfig
-from ._config import load_json_config
+from ._config import option_config
 from ._specs import family_specs
 from ._unet3d import UNet3DConfig, unet3d_condition
 from ._vae import SD_VAE_CONFIG, VAEConfig
@@ -65,11 +64,9 @@ TEXT_ENCODER = _diffusion.TextEncoder(
 
 def unet_config(path: str = "") -> UNet3DConfig:
     """The ModelScope UNet3D config, or the diffusers unet `config.json` at `path` instead."""
-    if not isinstance(path, str):
-        raise InputError(f"option 'config' expects a path to a unet config.json, got {path!r}")
-    if not path:
-        return UNet3DConfig.from_dict(UNET_CONFIG, "ModelScope UNet3D")
-    return UNet3DConfig.from_dict(load_json_config(path), f"UNet3D config {path}")
+    return UNet3DConfig.from_dict(
+        *option_config(path, UNET_CONFIG, what="ModelScope UNet3D", file_what=f"UNet3D config {path}", file="unet config.json")
+    )
 
 
 def unet_denoiser(cfg: UNet3DConfig, seq_len: int = 77) -> _diffusion.Emit:

@@ -135,11 +135,11 @@ def build_pipeline(resolution: int, batch: int, steps: int, cfg: bool, config: s
         raise InputError(f"transformer text width {_text_dim(tcfg)} != T5-XXL's {pipe.T5_XXL.d_model}")
     side = pipe.latent_side(resolution, VAE.downscale, tcfg.patch_size)
     latents = (batch, VAE.latent_channels, side, side)
-    text = pipe.t5_text_encoder("pixart_alpha.text_encoder", 2 * batch if cfg else batch, TEXT_TOKENS)
-    sigma = tcfg.out_channels == 2 * tcfg.in_channels
-    step = pipe.guided_step("pixart_alpha.step", latents, denoiser(tcfg, pipe.T5_XXL.d_model), cfg=cfg, learned_sigma=sigma)
-    decode = _diffusion.decode_stage("pixart_alpha.decode", latents, VAE)
-    return pipe.compose("pixart_alpha", text=text, step=step, decode=decode, steps=steps)
+    return pipe.t5_pipeline(
+        "pixart_alpha", latents=latents, denoiser=denoiser(tcfg, pipe.T5_XXL.d_model), tokens=TEXT_TOKENS, cfg=cfg,
+        learned_sigma=tcfg.out_channels == 2 * tcfg.in_channels,
+        decode=_diffusion.decode_stage("pixart_alpha.decode", latents, VAE), steps=steps,
+    )  # fmt: skip
 
 
 def build_transformer(resolution: int, batch: int, config: str) -> OpGraph:
