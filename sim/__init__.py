@@ -7,7 +7,7 @@
 
 from . import systolic
 from .arch import Arch, load_arch, presets
-from .engine import simulate
+from .engine import Simulator, simulate
 from .results import Result
 
-__all__ = ["Arch", "Result", "load_arch", "presets", "simulate", "systolic"]
+__all__ = ["Arch", "Result", "Simulator", "load_arch", "presets", "simulate", "systolic"]

@@ -58,16 +58,30 @@ def evaluate_kernels(kernels: Kernels, arch: Arch) -> np.ndarray:
     return metrics[inverse.reshape(-1)]
 
 
+class Simulator:
+    """Simulates one graph on many archs: each distinct lowering (attention mode, epilogue
+    fusion, attention tile) is built once and reused, as design-space sweeps need."""
+
+    def __init__(self, graph: OpGraph) -> None:
+        self.graph = graph
+        self._lowered: dict[tuple[str, bool, tuple[int, int]], Kernels] = {}
+
+    def run(self, arch: Arch, *, attention: str = "fused", fuse_elementwise: bool = False) -> Result:
+        """Simulate one invocation of the graph on `arch` (see `simulate`)."""
+        if attention not in ATTENTION_MODES:
+            raise unknown("attention lowering", attention, ATTENTION_MODES)
+        key = (attention, fuse_elementwise, (arch.attention.tile_q, arch.attention.tile_kv))
+        if key not in self._lowered:
+            self._lowered[key] = lower(self.graph, attention, fuse_elementwise=fuse_elementwise, tile=key[2])
+        kernels = self._lowered[key]
+        metrics = evaluate_kernels(kernels, arch)
+        return Result.assemble(self.graph.name, self.graph.ops(), kernels, metrics, arch, attention, fuse_elementwise)
+
+
 def simulate(graph: OpGraph, arch: Arch, *, attention: str = "fused", fuse_elementwise: bool = False) -> Result:
     """Simulate one invocation of `graph` on `arch`.
 
     `attention`: 'fused' (Flash-style, scores on chip) or 'unfused' (scores through DRAM).
     `fuse_elementwise`: fold activations/elementwise ops into the GEMM producing their input.
     """
-    if attention not in ATTENTION_MODES:
-        raise unknown("attention lowering", attention, ATTENTION_MODES)
-    ops = graph.ops()
-    tile = (arch.attention.tile_q, arch.attention.tile_kv)
-    kernels = lower(graph, attention, fuse_elementwise=fuse_elementwise, tile=tile)
-    metrics = evaluate_kernels(kernels, arch)
-    return Result.assemble(graph.name, ops, kernels, metrics, arch, attention, fuse_elementwise)
+    return Simulator(graph).run(arch, attention=attention, fuse_elementwise=fuse_elementwise)

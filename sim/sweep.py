@@ -26,7 +26,8 @@ import pandas as pd
 from workloads.errors import InputError, suggest, unknown
 from workloads.registry import registry, resolve_options
 
-from .engine import simulate
+from .arch import Arch, load_arch
+from .engine import Simulator
 from .experiment import Experiment, SimulationSpec
 from .schema import from_mapping
 from .store import SweepStore, point_key
@@ -76,31 +77,31 @@ def variant(exp: Experiment, point: Mapping[str, Any]) -> Experiment:
     return new
 
 
-def validate(exp: Experiment, pts: Sequence[Mapping[str, Any]], source: str) -> list[Experiment]:
-    """Every point's experiment, checked (arch loads, model options valid) before any runs."""
+def validate(exp: Experiment, pts: Sequence[Mapping[str, Any]], source: str) -> list[tuple[Experiment, Arch]]:
+    """Every point's experiment and arch, checked before any runs (the arch file is read once)."""
+    base = exp.load_arch(source)
     out = []
     for i, point in enumerate(pts):
         where = f"{source}: sweep point {i} {dict(point)}"
         try:
             v = variant(exp, point)
-            v.load_arch()
+            arch = load_arch(base, _arch_overrides(point)) if any(k.startswith("arch.") for k in point) else base
             if v.workload.model not in registry():
                 raise unknown("model", v.workload.model, registry())
             resolve_options(registry()[v.workload.model], v.workload.options)
         except InputError as exc:
             raise InputError(str(exc), where=where) from None
-        out.append(v)
+        out.append((v, arch))
     return out
 
 
-def run_group(variants: Sequence[Experiment]) -> list[dict[str, Any]]:
-    """Simulate points that share one workload: the graph is built once."""
-    graph = variants[0].build()
+def run_group(items: Sequence[tuple[Experiment, Arch]]) -> list[dict[str, Any]]:
+    """Simulate points that share one workload: the graph is built (and lowered) once."""
+    simulator = Simulator(items[0][0].build())
     return [
-        simulate(graph, v.load_arch(), attention=v.simulation.attention,
-                 fuse_elementwise=v.simulation.fuse_elementwise).summary()
-        for v in variants
-    ]  # fmt: skip
+        simulator.run(arch, attention=v.simulation.attention, fuse_elementwise=v.simulation.fuse_elementwise).summary()
+        for v, arch in items
+    ]
 
 
 def run_sweep(
@@ -113,14 +114,14 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Run every point not yet in the store; return all stored points of this experiment."""
     pts = points(exp, f"{source}: sweep")
-    variants = validate(exp, pts, source)
+    checked = validate(exp, pts, source)
     store = SweepStore(store_path)
     done = store.done(exp.name)
-    todo = [(p, v) for p, v in zip(pts, variants) if point_key(p) not in done]
+    todo = [(p, item) for p, item in zip(pts, checked) if point_key(p) not in done]
     progress(f"{len(pts)} points, {len(pts) - len(todo)} already stored, {len(todo)} to run")
-    groups: dict[str, list[tuple[dict, Experiment]]] = {}
-    for p, v in todo:
-        groups.setdefault(point_key({"model": v.workload.model, **v.workload.options}), []).append((p, v))
+    groups: dict[str, list[tuple[dict, tuple[Experiment, Arch]]]] = {}
+    for p, (v, arch) in todo:
+        groups.setdefault(point_key({"model": v.workload.model, **v.workload.options}), []).append((p, (v, arch)))
     finished = 0
     for batch, summaries in _execute(list(groups.values()), client):
         for (p, _), summary in zip(batch, summaries):
@@ -130,15 +131,15 @@ def run_sweep(
     return store.frame(exp.name, keys=exp.sweep)
 
 
-def _execute(groups: list[list[tuple[dict, Experiment]]], client: Any):
+def _execute(groups: list[list[tuple[dict, tuple[Experiment, Arch]]]], client: Any):
     """Yield (group, summaries) as groups finish, locally or on a Dask client."""
     if client is None:
         for group in groups:
-            yield group, run_group([v for _, v in group])
+            yield group, run_group([item for _, item in group])
         return
     from distributed import as_completed
 
-    futures = {client.submit(run_group, [v for _, v in group], pure=False): group for group in groups}
+    futures = {client.submit(run_group, [item for _, item in group], pure=False): group for group in groups}
     for future in as_completed(futures):
         yield futures[future], future.result()
 
@@ -152,6 +153,14 @@ def dask_client(address: str, workers: int = 2) -> Any:
     if address == "local":
         return Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None))
     return Client(address)
+
+
+def _arch_overrides(point: Mapping[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key, value in point.items():
+        if key.startswith("arch."):
+            _set(tree, key.removeprefix("arch.").split("."), value)
+    return tree
 
 
 def _nested(data: Mapping[str, Any]) -> dict[str, Any]:
