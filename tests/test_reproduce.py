@@ -63,3 +63,11 @@ def test_unknown_study_exits_2(capsys):
     with pytest.raises(SystemExit) as info:
         reproduce.main(["nope"])
     assert info.value.code == 2
+
+
+@pytest.mark.torch
+def test_eager_llama_trace_launches_more_kernels_than_the_ir():
+    pytest.importorskip("transformers")
+    graph = decode_idle.eager_llama_graph()
+    assert graph is not None and graph.total_params() == 6_738_415_616
+    assert len(graph) > 2 * len(__import__("workloads").build("llama2_7b_decode")) * 0.9
