@@ -174,7 +174,7 @@ def load_arch(
         data = read_yaml(path)
         data.setdefault("name", path.stem)
     if overrides:
-        data = _merge(data, overrides)
+        data = merge(data, overrides)
     arch = from_mapping(Arch, data, where)
     _check_tiles(arch, where)
     return arch
@@ -193,11 +193,12 @@ def _find(source: str | Path, base_dir: Path | None, where: str) -> tuple[Path, 
     raise unknown("arch preset", text, presets(), where=where)
 
 
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` merged into `base`, recursively for nested mappings."""
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
+            out[key] = merge(out[key], value)
         else:
             out[key] = value
     return out

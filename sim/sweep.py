@@ -26,7 +26,7 @@ import pandas as pd
 from workloads.errors import InputError, suggest, unknown
 from workloads.registry import registry, resolve_options
 
-from .arch import Arch, load_arch
+from .arch import Arch, load_arch, merge
 from .engine import Simulator
 from .experiment import Experiment, SimulationSpec
 from .schema import from_mapping
@@ -57,14 +57,14 @@ def points(exp: Experiment, where: str = "sweep") -> list[dict[str, Any]]:
 
 def variant(exp: Experiment, point: Mapping[str, Any]) -> Experiment:
     """`exp` with one point's settings applied."""
-    arch_over = _nested(exp.arch_overrides)
+    arch_over = merge(exp.arch_overrides, _arch_overrides(point))
     options = dict(exp.workload.options)
     model = exp.workload.model
     sim_changes: dict[str, Any] = {}
     for key, value in point.items():
         if key.startswith("arch."):
-            _set(arch_over, key.removeprefix("arch.").split("."), value)
-        elif key.startswith("workload.options."):
+            continue
+        if key.startswith("workload.options."):
             options[key.removeprefix("workload.options.")] = value
         elif key == "workload.model":
             model = value
@@ -161,10 +161,6 @@ def _arch_overrides(point: Mapping[str, Any]) -> dict[str, Any]:
         if key.startswith("arch."):
             _set(tree, key.removeprefix("arch.").split("."), value)
     return tree
-
-
-def _nested(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _nested(v) if isinstance(v, Mapping) else v for k, v in data.items()}
 
 
 def _set(tree: dict[str, Any], path: list[str], value: Any) -> None:
