@@ -15,7 +15,9 @@ each workload group is one task.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -116,7 +118,8 @@ def run_sweep(
     pts = points(exp, f"{source}: sweep")
     checked = validate(exp, pts, source)
     store = SweepStore(store_path)
-    done = store.done(exp.name)
+    key = identity(exp)
+    done = store.done(key)
     todo = [(p, item) for p, item in zip(pts, checked) if point_key(p) not in done]
     progress(f"{len(pts)} points, {len(pts) - len(todo)} already stored, {len(todo)} to run")
     groups: dict[str, list[tuple[dict, tuple[Experiment, Arch]]]] = {}
@@ -125,10 +128,27 @@ def run_sweep(
     finished = 0
     for batch, summaries in _execute(list(groups.values()), client):
         for (p, _), summary in zip(batch, summaries):
-            store.add(exp.name, p, summary)
+            store.add(key, p, summary)
         finished += len(batch)
         progress(f"  {finished}/{len(todo)} points done")
-    return store.frame(exp.name, keys=exp.sweep)
+    return store.frame(key, keys=exp.sweep)
+
+
+def identity(exp: Experiment) -> str:
+    """The experiment's name plus a digest of everything but the sweep (base arch, workload,
+    simulation options, ttvsim version): stored points are reused only if none changed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("ttvsim")
+    except PackageNotFoundError:
+        release = "unknown"
+    base = {
+        "arch": asdict(exp.load_arch()), "workload": asdict(exp.workload),
+        "simulation": asdict(exp.simulation), "version": release,
+    }  # fmt: skip
+    digest = hashlib.sha1(json.dumps(base, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"{exp.name}@{digest}"
 
 
 def _execute(groups: list[list[tuple[dict, tuple[Experiment, Arch]]]], client: Any):

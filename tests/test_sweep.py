@@ -102,3 +102,12 @@ def test_dask_local_cluster_gives_the_same_points(tmp_path):
         client.close()
     key = ["arch.array.rows", "arch.array.cols", "simulation.attention"]
     assert local.sort_values(key)["latency_s"].tolist() == remote.sort_values(key)["latency_s"].tolist()
+
+
+def test_changed_base_settings_do_not_reuse_stored_points(tmp_path):
+    store = tmp_path / "s.sqlite"
+    sweep.run_sweep(load(tmp_path), "sweep.yaml", store)
+    changed = load(tmp_path, BASE + "arch_overrides: {dram: {bandwidth_gbs: 1}}\n")
+    messages = []
+    frame = sweep.run_sweep(changed, "sweep.yaml", store, progress=messages.append)
+    assert "0 already stored, 8 to run" in messages[0] and len(frame) == 8
