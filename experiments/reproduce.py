@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import sim  # noqa: E402
+from workloads.errors import InputError  # noqa: E402
 
 STUDIES = ("breakdown", "flash", "seqlen", "temporal", "image_size", "decode_idle")
 
@@ -43,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in args.studies if s not in STUDIES]
     if unknown:
         parser.exit(2, f"reproduce.py: error: unknown study {unknown[0]!r}; expected one of {', '.join(STUDIES)}\n")
-    for path in run(args.studies or list(STUDIES), args.arch, args.small, Path(args.out)):
-        print(f"wrote {path}")
+    try:
+        for path in run(args.studies or list(STUDIES), args.arch, args.small, Path(args.out)):
+            print(f"wrote {path}")
+    except InputError as exc:
+        print(f"reproduce.py: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

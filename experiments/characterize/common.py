@@ -11,6 +11,7 @@ import pandas as pd
 
 import sim
 import workloads
+from workloads.errors import InputError
 from workloads.registry import ModelSpec, registry
 
 PAPER = "Golden et al., ISPASS 2024 (arXiv:2312.14385)"
@@ -105,7 +106,10 @@ def pct(x: float) -> str:
 
 def figure(width: float = 7.0, height: float = 4.0):
     """A new matplotlib figure and axes on the Agg backend (no display needed)."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise InputError("the reproduction plots need matplotlib: pip install -e '.[plots]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
