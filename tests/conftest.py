@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run: the suite is deterministic.
+settings.register_profile("ttvsim", derandomize=True, deadline=None, database=None)
+settings.load_profile("ttvsim")
 
 import sim
 from workloads import GraphBuilder, OpGraph
