@@ -28,7 +28,7 @@ import sim
 import workloads
 
 HERE = Path(__file__).resolve().parent
-PIPELINE = dict(resolution=512, batch=1, steps=50, cfg=True)
+PIPELINE = {"resolution": 512, "batch": 1, "steps": 50, "cfg": True}
 
 _COLD = """
 import time; t0 = time.perf_counter()

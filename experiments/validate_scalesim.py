@@ -55,7 +55,14 @@ REPORT_MD = HERE / "out" / "scalesim_validation.md"
 
 sys.path[:0] = [str(HERE), str(REPO)]  # scalesim_layers; sim and workloads (lazily, outside the venv)
 from scalesim_layers import (  # noqa: E402
-    ARRAYS, CONV_HEADER, DATAFLOWS, GEMM_HEADER, LAYERS, MEMORY_SETUPS, ConvLayer, layer_by_name,
+    ARRAYS,
+    CONV_HEADER,
+    DATAFLOWS,
+    GEMM_HEADER,
+    LAYERS,
+    MEMORY_SETUPS,
+    ConvLayer,
+    layer_by_name,
 )
 
 COLUMNS = [
@@ -284,7 +291,7 @@ def ttvsim_memory(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, int] |
     for row in rows:
         graph = graphs.setdefault(row["layer"], _ttvsim_graph(row["layer"]))
         ops = simulate(graph, _ttvsim_arch(row)).ops
-        out.append({key: int(round(float(ops[col].sum()))) for key, col in
+        out.append({key: round(float(ops[col].sum())) for key, col in
                     (("cycles", "cycles"), ("dram_read", "dram_read_bytes"), ("dram_write", "dram_write_bytes"))})
     return out, ""
 
@@ -336,22 +343,22 @@ def render_report(rows: Sequence[dict[str, Any]], result: dict[str, Any], source
     lines = [
         "# ttvsim vs SCALE-Sim 3.0.0",
         "",
-        f"Reference: {source}. Regenerate: `bash experiments/setup_scalesim.sh && "
-        "python experiments/validate_scalesim.py --record`.",
+        (f"Reference: {source}. Regenerate: `bash experiments/setup_scalesim.sh && "
+        "python experiments/validate_scalesim.py --record`."),
         "",
-        f"- Stall-free compute cycles: **{n_ok}/{len(rows)} exact** "
-        "(SCALE-Sim `Total Cycles - Stall Cycles` = demand rows - 1 vs `sim.systolic.gemm_cycles`).",
+        (f"- Stall-free compute cycles: **{n_ok}/{len(rows)} exact** "
+        "(SCALE-Sim `Total Cycles - Stall Cycles` = demand rows - 1 vs `sim.systolic.gemm_cycles`)."),
     ]
     if result["unavailable"]:
         lines.append(f"- Total cycles with stalls: {result['unavailable']}.")
     lines += [f"- ttvsim `sim.simulate` vs SCALE-Sim, {s}." for s in result["summaries"]]
     lines += [
-        f"- SCALE-Sim time for the {len(rows)} runs: {sum(r['scalesim_seconds'] for r in rows):.1f} s "
-        "(sum of per-run wall times).",
-        "- SCALE-Sim's bandwidth is per operand port (IFMAP, FILTER and OFMAP each get it); ttvsim's "
+        (f"- SCALE-Sim time for the {len(rows)} runs: {sum(r['scalesim_seconds'] for r in rows):.1f} s "
+        "(sum of per-run wall times)."),
+        ("- SCALE-Sim's bandwidth is per operand port (IFMAP, FILTER and OFMAP each get it); ttvsim's "
         "DRAM channel is shared. SCALE-Sim's `Total Cycles` does not count the prefetch of the first "
         "SRAM fill (operands that fit on chip never stall); `incl. prefetch` spans first DRAM read to "
-        "last OFMAP write.",
+        "last OFMAP write."),
     ]
     if ragged:
         lines.append(f"- {', '.join(ragged)}: SCALE-Sim rounds the ofmap size up, PyTorch (and ttvsim's "
@@ -364,8 +371,8 @@ def render_report(rows: Sequence[dict[str, Any]], result: dict[str, Any], source
               "DRAM rd SCALE-Sim", "DRAM rd ttvsim"]  # fmt: skip
     for (mem, r, c, df), idx in groups.items():
         first = rows[idx[0]]
-        lines += ["", f"## {df.upper()} {r}x{c}, memory `{mem}` (SRAM {first['ifmap_kb']}/{first['filter_kb']}/"
-                  f"{first['ofmap_kb']} KiB, {first['bandwidth']} words/cycle)", ""]
+        lines += ["", (f"## {df.upper()} {r}x{c}, memory `{mem}` (SRAM {first['ifmap_kb']}/{first['filter_kb']}/"
+                  f"{first['ofmap_kb']} KiB, {first['bandwidth']} words/cycle)"), ""]
         body = []
         for i in idx:
             row, ours, mem = rows[i], result["ours"][i], result["memory"][i]

@@ -231,5 +231,5 @@ def _check_tiles(arch: Arch, where: str) -> None:
             )
     unknown_classes = set(arch.vector.cycles_per_element) - set(VECTOR_CLASSES)
     if unknown_classes:
-        name = sorted(unknown_classes)[0]
+        name = min(unknown_classes)
         raise unknown("vector op class", name, VECTOR_CLASSES, where=child(where, "vector.cycles_per_element"))

@@ -45,6 +45,8 @@ def _cmd_run(args: argparse.Namespace, extra: Sequence[str]) -> int:
     out = Path(args.out) if args.out else Path("ttvsim-out") / exp.name
     if exp.sweep:
         return _sweep(exp, str(args.experiment), out, args)
+    if args.dask:
+        raise InputError("--dask distributes sweeps; this experiment has no `sweep` section", where=str(args.experiment))
     result = exp.run(str(args.experiment), attention=args.attention)
     print(report.summary_text(result, exp.name))
     try:

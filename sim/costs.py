@@ -136,7 +136,7 @@ def _gemm(out, m, k, n, count, a_dram, b_dram, c_dram, hw):
     # Partitioning: the kernel's folds (count instances x folds each) are dealt out to all
     # arrays of the chip, so an array runs ceil(total / arrays) folds back to back.
     rows, cols, dataflow, l2_words, bw = hw.rows, hw.cols, hw.dataflow, hw.l2_words, hw.bw
-    fr, fc, t, folds = fold_geometry(m, k, n, rows, cols, dataflow)
+    fr, _fc, t, folds = fold_geometry(m, k, n, rows, cols, dataflow)
     per_fold = fold_cycles(m, k, n, rows, cols, dataflow)
     stream = t if hw.overlap else per_fold
     total_folds = count * folds

@@ -83,8 +83,8 @@ def describe_text(graph: OpGraph) -> str:
     """Params, FLOPs, op counts, and the attention sequence-length profile of a model."""
     frame = graph.to_frame()
     lines = [
-        f"{graph.name}: {graph.total_params():,} parameters, {_si(graph.total_flops(), 'FLOP')} "
-        f"per invocation ({len(graph)} ops)",
+        (f"{graph.name}: {graph.total_params():,} parameters, {_si(graph.total_flops(), 'FLOP')} "
+        f"per invocation ({len(graph)} ops)"),
         "",
         "  stage            params          FLOPs (repeats included)",
     ]

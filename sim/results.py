@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ class Result:
     attention: str
     ops: pd.DataFrame
     fuse_elementwise: bool = False
-    kernels: pd.DataFrame = field(default_factory=pd.DataFrame)
+    kernel_data: tuple = field(default=(), repr=False, compare=False)  # (ops, kernels, metrics, repeat)
 
     @classmethod
     def assemble(
@@ -112,8 +113,13 @@ class Result:
                 "end_s": end,
             }
         )
-        table = _kernel_table(ops, kernels, metrics, repeat)
-        return cls(name, arch, attention, frame, fuse_elementwise, table)
+        return cls(name, arch, attention, frame, fuse_elementwise, (ops, kernels, metrics, repeat))
+
+    @cached_property
+    def kernels(self) -> pd.DataFrame:
+        """One row per kernel: op, unit, GEMM dims, metrics of one call, repeat (built on first
+        use, since sweeps only need the summary)."""
+        return _kernel_table(*self.kernel_data) if self.kernel_data else pd.DataFrame()
 
     def core_utilization(self) -> pd.Series:
         """Per core: the fraction of GEMM compute time its arrays are busy (folds are dealt out

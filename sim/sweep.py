@@ -170,9 +170,14 @@ def dask_client(address: str, workers: int = 2) -> Any:
         from distributed import Client, LocalCluster
     except ImportError:
         raise InputError("Dask sweeps need the dask extra: pip install 'ttvsim[dask]'") from None
+    if workers <= 0:
+        raise InputError(f"--workers must be positive, got {workers}")
     if address == "local":
         return Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None))
-    return Client(address)
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot reach the Dask scheduler at '{address}' ({exc})") from None
 
 
 def _arch_overrides(point: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import settings
 
+import sim
+from workloads import GraphBuilder, OpGraph
+
 # Property tests draw the same examples on every run: the suite is deterministic.
 settings.register_profile("ttvsim", derandomize=True, deadline=None, database=None)
 settings.load_profile("ttvsim")
-
-import sim
-from workloads import GraphBuilder, OpGraph
 
 
 def tiny_graph(batch: int = 1, tokens: int = 256, channels: int = 64) -> OpGraph:

@@ -204,7 +204,7 @@ def _tiny_model(torch):
 
         def forward(self, x, context=None):
             h = self.act(self.norm(self.conv(x)))
-            n, c, hh, ww = h.shape
+            n, c, _hh, _ww = h.shape
             t = h.flatten(2).transpose(1, 2).contiguous()  # (n, hh*ww, c)
             q, k, v = (z.view(n, -1, 4, 8).transpose(1, 2) for z in self.qkv(t).chunk(3, dim=-1))
             if context is not None:

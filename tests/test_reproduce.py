@@ -9,9 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sim  # noqa: E402
-from experiments import reproduce  # noqa: E402
-from experiments.characterize import decode_idle, image_size, seqlen, temporal  # noqa: E402
+import sim
+from experiments import reproduce
+from experiments.characterize import decode_idle, image_size, seqlen, temporal
 
 
 @pytest.fixture(scope="module")

@@ -111,3 +111,17 @@ def test_changed_base_settings_do_not_reuse_stored_points(tmp_path):
     messages = []
     frame = sweep.run_sweep(changed, "sweep.yaml", store, progress=messages.append)
     assert "0 already stored, 8 to run" in messages[0] and len(frame) == 8
+
+
+def test_dask_flag_errors(tmp_path, capsys):
+    single = tmp_path / "single.yaml"
+    single.write_text("name: one\nworkload: {model: sd15_unet, options: {resolution: 256}}\narch: edge\n")
+    assert main(["run", str(single), "--dask", "local"]) == 2
+    assert "has no `sweep` section" in capsys.readouterr().err
+    pytest.importorskip("distributed")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(BASE)
+    assert main(["run", str(path), "--dask", "local", "--workers", "0"]) == 2
+    assert "--workers must be positive" in capsys.readouterr().err
+    assert main(["run", str(path), "--dask", "tcp://127.0.0.1:9"]) == 2
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err

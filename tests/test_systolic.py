@@ -35,9 +35,9 @@ def test_dataflow_names_are_case_insensitive():
     assert gemm_cycles(8, 8, 8, 4, 4, "WS") == gemm_cycles(8, 8, 8, 4, 4, "ws")
 
 
-@pytest.mark.parametrize("bad", [dict(M=0), dict(K=-1), dict(rows=0)])
+@pytest.mark.parametrize("bad", [{"M": 0}, {"K": -1}, {"rows": 0}])
 def test_rejects_non_positive(bad):
-    args = dict(M=4, K=4, N=4, rows=4, cols=4) | bad
+    args = {"M": 4, "K": 4, "N": 4, "rows": 4, "cols": 4} | bad
     with pytest.raises(ValueError, match="must be positive"):
         gemm_cycles(dataflow="os", **args)
 

@@ -26,7 +26,13 @@ torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
 
-from test_torch_reference import _config, check_against_reference, meta_unet, n_params, torch_flops  # noqa: E402
+from test_torch_reference import (  # noqa: E402
+    _config,
+    check_against_reference,
+    meta_unet,
+    n_params,
+    torch_flops,
+)
 
 import workloads  # noqa: E402
 from workloads.zoo import imagen, sd21, sdxl  # noqa: E402

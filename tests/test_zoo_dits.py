@@ -174,6 +174,7 @@ def test_latte_doubling_frames():
     assert attention_flops(two, axis="spatial", role="cross") == 2 * attention_flops(one, axis="spatial", role="cross")
     # temporal attention: same H*W sequences, each F x F scores -> four times
     assert attention_flops(two, axis="temporal") == 4 * attention_flops(one, axis="temporal")
+
     def scores(g):
         return sum(op.attrs["batch"] * op.attrs["heads"] * op.attrs["lq"] * op.attrs["lk"] for op in attention(g, axis="temporal"))
 

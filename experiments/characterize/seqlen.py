@@ -6,6 +6,8 @@ Paper: in diffusion UNets the sequence length varies 4x between levels (SD: 4096
 
 from __future__ import annotations
 
+import itertools
+
 import pandas as pd
 
 import sim
@@ -31,7 +33,7 @@ def run(arch: sim.Arch, small: bool = False) -> Study:
     study = Study("seqlen", "Attention sequence-length distribution through the denoiser", arch.name, tables={"distribution": dist})
     sd = dist[(dist.model == "sd15_unet") & (dist.role == "self")]
     lengths = sorted(set(sd["lq"]), reverse=True)
-    steps = [a / b for a, b in zip(lengths, lengths[1:])]
+    steps = [a / b for a, b in itertools.pairwise(lengths)]
     study.claims.append(Claim(
         "SD 1.5 self-attention sequence lengths at 512x512 (ratio between levels)", "4096/1024/256/64, 4x",
         f"{'/'.join(map(str, lengths))}, {'/'.join(f'{s:g}x' for s in steps)}", lengths == [4096, 1024, 256, 64],

@@ -55,6 +55,7 @@ def run(arch: sim.Arch, small: bool = False) -> Study:
             ", ".join(f"{m}: {pct(s)}" for m, s in zip(at16.model, at16.temporal_flop_share)),
             bool((at16.temporal_flop_share < 0.15).all()),
         ))  # fmt: skip
+
     def grows(column: str) -> bool:
         return all(g.sort_values("frames")[column].is_monotonic_increasing for _, g in frame.groupby("model"))
 

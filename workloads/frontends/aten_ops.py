@@ -536,54 +536,14 @@ FREE_RULE = Rule(_free, "free")
 
 # Views, metadata queries and factories of constants: no data is computed or moved.
 FREE = frozenset(
-    """
-    view _unsafe_view _reshape_alias reshape as_strided expand expand_as t transpose permute
-    numpy_T mT mH adjoint slice select squeeze unsqueeze unbind split split_with_sizes chunk
-    tensor_split narrow alias detach lift_fresh unfold diagonal view_as_real view_as_complex
-    unflatten flatten movedim swapaxes swapdims real imag conj _conj resolve_conj resolve_neg
-    _neg_view lift _reshape_copy_view
-    empty empty_like empty_strided new_empty new_empty_strided zeros zeros_like new_zeros ones
-    ones_like new_ones full full_like new_full arange linspace logspace scalar_tensor
-    lift_fresh_copy rand rand_like randn randn_like randint randint_like eye normal bernoulli
-    sym_size sym_numel sym_stride sym_storage_offset is_same_size _assert_async _assert_scalar
-    _assert_tensor_metadata set resize _local_scalar_dense dim size stride is_contiguous
-    prim::device prim::layout prim::dtype
-    """.split()
+    ["view", "_unsafe_view", "_reshape_alias", "reshape", "as_strided", "expand", "expand_as", "t", "transpose", "permute", "numpy_T", "mT", "mH", "adjoint", "slice", "select", "squeeze", "unsqueeze", "unbind", "split", "split_with_sizes", "chunk", "tensor_split", "narrow", "alias", "detach", "lift_fresh", "unfold", "diagonal", "view_as_real", "view_as_complex", "unflatten", "flatten", "movedim", "swapaxes", "swapdims", "real", "imag", "conj", "_conj", "resolve_conj", "resolve_neg", "_neg_view", "lift", "_reshape_copy_view", "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "zeros", "zeros_like", "new_zeros", "ones", "ones_like", "new_ones", "full", "full_like", "new_full", "arange", "linspace", "logspace", "scalar_tensor", "lift_fresh_copy", "rand", "rand_like", "randn", "randn_like", "randint", "randint_like", "eye", "normal", "bernoulli", "sym_size", "sym_numel", "sym_stride", "sym_storage_offset", "is_same_size", "_assert_async", "_assert_scalar", "_assert_tensor_metadata", "set", "resize", "_local_scalar_dense", "dim", "size", "stride", "is_contiguous", "prim::device", "prim::layout", "prim::dtype"]
 )
 
-_POINTWISE = """
-    add sub rsub mul div neg pow sqrt rsqrt exp exp2 expm1 log log2 log10 log1p sin cos tan
-    asin acos atan atan2 sinh cosh abs clamp clamp_min clamp_max clip minimum maximum fmax fmin
-    where masked_fill eq ne lt le gt ge logical_and logical_or logical_not logical_xor
-    bitwise_and bitwise_or bitwise_not bitwise_xor reciprocal floor ceil round trunc frac
-    remainder fmod sign sgn square erf erfc erfinv tril triu lerp addcmul addcdiv fill zero
-    isnan isinf isfinite nan_to_num floor_divide true_divide native_dropout heaviside hypot
-    """.split()
-_REDUCTIONS = """
-    sum mean amax amin max min argmax argmin var std var_mean std_mean prod logsumexp
-    linalg_vector_norm norm all any cumsum cumprod count_nonzero
-    """.split()
-_RESAMPLES = """
-    upsample_nearest1d upsample_nearest2d upsample_nearest3d _upsample_nearest_exact1d
-    _upsample_nearest_exact2d _upsample_nearest_exact3d upsample_linear1d upsample_bilinear2d
-    upsample_trilinear3d upsample_bicubic2d _upsample_bilinear2d_aa _upsample_bicubic2d_aa
-    avg_pool1d avg_pool2d avg_pool3d max_pool1d max_pool2d max_pool3d max_pool2d_with_indices
-    max_pool3d_with_indices _adaptive_avg_pool2d _adaptive_avg_pool3d adaptive_avg_pool1d
-    adaptive_max_pool2d adaptive_max_pool3d
-    """.split()
-_MOVES = """
-    clone _to_copy to contiguous constant_pad_nd reflection_pad1d reflection_pad2d
-    reflection_pad3d replication_pad1d replication_pad2d replication_pad3d repeat roll flip
-    pixel_shuffle pixel_unshuffle channel_shuffle expand_copy permute_copy view_copy
-    transpose_copy unsqueeze_copy squeeze_copy t_copy slice_copy select_copy alias_copy
-    narrow_copy unfold_copy im2col col2im tril_indices triu_indices _unsafe_view_copy
-    """.split()
-_GATHERS = """
-    index _unsafe_index gather scatter scatter_add scatter_reduce index_put _index_put_impl
-    index_add index_copy index_fill masked_scatter masked_select stack hstack vstack
-    slice_scatter select_scatter diagonal_scatter as_strided_scatter repeat_interleave
-    take take_along_dim embedding_bag _embedding_bag
-    """.split()
+_POINTWISE = ["add", "sub", "rsub", "mul", "div", "neg", "pow", "sqrt", "rsqrt", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "abs", "clamp", "clamp_min", "clamp_max", "clip", "minimum", "maximum", "fmax", "fmin", "where", "masked_fill", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_not", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_not", "bitwise_xor", "reciprocal", "floor", "ceil", "round", "trunc", "frac", "remainder", "fmod", "sign", "sgn", "square", "erf", "erfc", "erfinv", "tril", "triu", "lerp", "addcmul", "addcdiv", "fill", "zero", "isnan", "isinf", "isfinite", "nan_to_num", "floor_divide", "true_divide", "native_dropout", "heaviside", "hypot"]
+_REDUCTIONS = ["sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "var", "std", "var_mean", "std_mean", "prod", "logsumexp", "linalg_vector_norm", "norm", "all", "any", "cumsum", "cumprod", "count_nonzero"]
+_RESAMPLES = ["upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_upsample_nearest_exact1d", "_upsample_nearest_exact2d", "_upsample_nearest_exact3d", "upsample_linear1d", "upsample_bilinear2d", "upsample_trilinear3d", "upsample_bicubic2d", "_upsample_bilinear2d_aa", "_upsample_bicubic2d_aa", "avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices", "max_pool3d_with_indices", "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"]
+_MOVES = ["clone", "_to_copy", "to", "contiguous", "constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d", "replication_pad3d", "repeat", "roll", "flip", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "expand_copy", "permute_copy", "view_copy", "transpose_copy", "unsqueeze_copy", "squeeze_copy", "t_copy", "slice_copy", "select_copy", "alias_copy", "narrow_copy", "unfold_copy", "im2col", "col2im", "tril_indices", "triu_indices", "_unsafe_view_copy"]
+_GATHERS = ["index", "_unsafe_index", "gather", "scatter", "scatter_add", "scatter_reduce", "index_put", "_index_put_impl", "index_add", "index_copy", "index_fill", "masked_scatter", "masked_select", "stack", "hstack", "vstack", "slice_scatter", "select_scatter", "diagonal_scatter", "as_strided_scatter", "repeat_interleave", "take", "take_along_dim", "embedding_bag", "_embedding_bag"]
 
 
 def _table() -> Mapping[str, Rule]:

@@ -196,7 +196,7 @@ class _FakeInputs:
         self.fake.__enter__()
         return self.make
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.fake.__exit__(*exc)
 
     def make(self, x: Any, *, positional: bool) -> Any:

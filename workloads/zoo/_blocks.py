@@ -155,7 +155,7 @@ def spatial_self_attention(b: GraphBuilder, name: str, x: Tensor, *, groups: int
     add. Here the module itself is the attention, so the SDPA op carries the module path
     (`mid_block.attentions.0`) and the projections sit under it (`mid_block.attentions.0.to_q`).
     """
-    n, c, h, w = x.shape
+    _n, c, h, w = x.shape
     with b.scope(name):
         t = b.group_norm("group_norm", x, groups)
         t = to_tokens(b, "to_tokens", t)

@@ -160,7 +160,7 @@ def decoder(b: GraphBuilder, cfg: CogVideoXVAEConfig, z: Tensor) -> Tensor:
 def causal_conv(b: GraphBuilder, name: str, x: Tensor, out_ch: int, kernel: int = CAUSAL_KERNEL_T) -> Tensor:
     """`CogVideoXCausalConv3d` (pad_mode "constant"): time context concat, Conv3d (`.conv`),
     cache clone."""
-    n, c, t, h, w = x.shape
+    n, c, _t, h, w = x.shape
     with b.scope(name):
         if kernel > 1:
             x = b.concat("time_pad", [_blocks.view(x, (n, c, kernel - 1, h, w)), x], dim=2)
@@ -183,7 +183,7 @@ def _resize(b: GraphBuilder, name: str, x: Tensor, size: tuple[int, int, int]) -
 
 def spatial_norm(b: GraphBuilder, cfg: CogVideoXVAEConfig, name: str, f: Tensor, zq: Tensor) -> Tensor:
     """`CogVideoXSpatialNorm3D`: GroupNorm(f) * conv_y(zq') + conv_b(zq'), zq' = zq resized to f."""
-    n, ch, t, h, w = f.shape
+    _n, ch, t, h, w = f.shape
     with b.scope(name):
         z = _resize(b, "interpolate", zq, (t, h, w))
         y = causal_conv(b, "conv_y", z, ch, kernel=1)

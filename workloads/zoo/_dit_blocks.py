@@ -112,7 +112,7 @@ def latent_tokens(cfg: DiTConfig, side: int, what: str) -> int:
 def patch_embed(b: GraphBuilder, x: Tensor, dim: int, patch: int) -> Tensor:
     """`PatchEmbed` (scope "pos_embed"): stride-p conv, flatten + transpose to tokens (the copy the
     next token-wise op forces), plus the fixed sin-cos position table (a buffer, no params)."""
-    n, _, h, w = x.shape
+    _n, _, h, w = x.shape
     with b.scope("pos_embed"):
         x = b.conv("proj", x, dim, patch, stride=patch, padding=0)
         x = _blocks.to_tokens(b, "to_tokens", x)

@@ -76,4 +76,3 @@ def iteration(
             sampled = b.resample("sample", probs, (n, tokens), mode="categorical")
             b.elementwise("update_tokens", [sampled, ids], "confidence_mask")
     return b.build()
-

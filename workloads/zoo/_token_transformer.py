@@ -29,6 +29,7 @@ Two ways to run a stack:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -168,7 +169,7 @@ def kv_buckets(steps: int, buckets: int, prefix: int = 0) -> tuple[KVBucket, ...
     n = min(buckets, steps)
     bounds = [round(i * steps / n) for i in range(n + 1)]
     return tuple(
-        KVBucket(kv_len=prefix + (lo + 1 + hi + 1) // 2, steps=hi - lo) for lo, hi in zip(bounds, bounds[1:])
+        KVBucket(kv_len=prefix + (lo + 1 + hi + 1) // 2, steps=hi - lo) for lo, hi in itertools.pairwise(bounds)
     )
 
 

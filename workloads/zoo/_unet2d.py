@@ -267,7 +267,7 @@ def transformer_2d(
     GroupNorm, proj_in (1x1 conv, or linear after the NCHW->NHWC copy), `layers`
     BasicTransformerBlocks over the H*W tokens, proj_out, back to NCHW, residual add.
     """
-    n, c, h, w = x.shape
+    _n, c, h, w = x.shape
     inner = heads * (c // heads)
     t = b.group_norm("norm", x, groups)
     if linear_projection:

@@ -187,7 +187,7 @@ def added_kv_attention(
     its layers sit under it (`<name>.group_norm`, `norm_cross`, `to_q`, `to_k`, `to_v`,
     `add_k_proj`, `add_v_proj`, `to_out.0`).
     """
-    n, c, h, w = x.shape
+    _n, c, h, w = x.shape
     with b.scope(name):
         if text_norm == "layer_norm":
             text = b.layer_norm("norm_cross", text)
@@ -216,7 +216,7 @@ def text_time_embedding(b: GraphBuilder, text: Tensor, out_dim: int, heads: int)
     prepended to the tokens, q from the class token, k/v from all L+1 tokens, one 1 x (L+1)
     attention; then `proj` to `out_dim` and norm2. Returns (N, out_dim).
     """
-    n, length, dim = text.shape
+    n, _length, dim = text.shape
     if dim % heads:
         raise InputError(f"text width {dim} is not divisible by {heads} pooling heads")
     x = b.layer_norm("norm1", text)

@@ -221,7 +221,7 @@ def multi_axis_attention(cfg: StackConfig, side: int, window: int) -> SelfAttent
 
 
 def _isqrt(n: int) -> int:
-    side = int(round(n**0.5))
+    side = round(n**0.5)
     if side * side != n:
         raise InputError(f"{n} tokens do not form a square grid")
     return side

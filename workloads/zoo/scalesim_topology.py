@@ -18,7 +18,7 @@ from ..ir import OpGraph
 from ..registry import ModelSpec
 
 
-def build_topology(path: str, format: str) -> OpGraph:  # noqa: A002 - the option's name
+def build_topology(path: str, format: str) -> OpGraph:
     """Load the topology at `path`; the option is required (its default "" is a placeholder)."""
     if not isinstance(path, str) or not path:
         raise InputError("model 'scalesim_topology' needs option 'path': a SCALE-Sim topology CSV file")
