@@ -23,7 +23,8 @@ from sim.lower import lower_op
 from sim.systolic import gemm_cycles
 from workloads import InputError, OpKind
 from workloads.frontends import TensorSpec, load_topology, trace
-from workloads.frontends.aten_ops import Call, TraceBuilder, Value
+from workloads.frontends.trace_builder import TraceBuilder
+from workloads.frontends.trace_values import Call, Value
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "experiments" / "data" / "scalesim_reference.csv"

@@ -7,8 +7,8 @@
   linear ops; also the zoo model `scalesim_topology`.
 """
 
-from .aten_ops import AttentionSite
 from .scalesim_csv import load_topology
 from .torch_trace import TensorSpec, TraceReport, TraceResult, trace
+from .trace_values import AttentionSite
 
 __all__ = ["AttentionSite", "TensorSpec", "TraceReport", "TraceResult", "load_topology", "trace"]

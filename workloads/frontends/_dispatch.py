@@ -23,7 +23,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 from ..builder import Tensor
-from .aten_ops import Call, TraceBuilder, Value, packet_name
+from .aten_ops import packet_name
+from .trace_builder import TraceBuilder
+from .trace_values import Call, Value
 
 # Composite functions traced as ONE op at the torch-function level (their aten
 # decomposition, e.g. SDPA's math fallback on the meta device, is hidden inside). Python

@@ -36,7 +36,8 @@ from typing import Any
 
 from ..errors import InputError
 from ..ir import DTYPE_BYTES, OpGraph
-from .aten_ops import AttentionSite, TraceBuilder
+from .trace_builder import TraceBuilder
+from .trace_values import AttentionSite
 
 INSTALL_HINT = (
     "the PyTorch frontend needs torch: pip install 'ttvsim[torch]' "
