@@ -221,11 +221,11 @@ def _check_tiles(arch: Arch, where: str) -> None:
             f"({need / 1024:g} KiB needed); enlarge it or shrink the array",
             where=child(where, f"sram.{stationary}"),
         )
-    for key in per_array:
-        edge = 2 * max(a.rows, a.cols) * w
-        if per_array[key] < edge:
+    edge = 2 * max(a.rows, a.cols) * w
+    for key, size in per_array.items():
+        if size < edge:
             raise InputError(
-                f"{per_array[key]:g} B per array cannot double-buffer one {max(a.rows, a.cols)}-word "
+                f"{size:g} B per array cannot double-buffer one {max(a.rows, a.cols)}-word "
                 f"array edge ({edge} B needed)",
                 where=child(where, f"sram.{key}"),
             )

@@ -231,6 +231,6 @@ def _first_gemm(kernels: Kernels, n: int) -> dict[str, np.ndarray]:
     ops = kernels.cols["op"][is_gemm]
     _, first = np.unique(ops, return_index=True)
     rows = np.flatnonzero(is_gemm)[first]
-    for c in out:
-        out[c][kernels.cols["op"][rows]] = kernels.cols[c][rows]
+    for c, column in out.items():
+        column[kernels.cols["op"][rows]] = kernels.cols[c][rows]
     return out
