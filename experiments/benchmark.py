@@ -127,7 +127,7 @@ def main() -> None:
         rows.append({"preset": name, **w, "cold_s": cold(name)})
     with tempfile.TemporaryDirectory() as empty:
         compile_s = cold("os128", numba_cache=empty)
-    quick = _wall([sys.executable, "-m", "sim.cli", "run", "experiments/sd15_quickstart.yaml", "--out",
+    quick = _wall([sys.executable, "-m", "sim", "run", "experiments/sd15_quickstart.yaml", "--out",
                    tempfile.mkdtemp()])  # fmt: skip
 
     table = pd.DataFrame(rows)

@@ -12,10 +12,10 @@ from workloads.errors import unknown
 from workloads.ir import OpGraph
 
 from .arch import VECTOR_CLASSES, Arch
-from .costs import METRICS, Hardware, evaluate
+from .cost import METRICS, Hardware, evaluate
+from .cost.systolic import dataflow_code
 from .lower import ATTENTION_MODES, COLUMNS, Kernels, lower
 from .results import Result
-from .systolic import dataflow_code
 
 
 def hardware(arch: Arch) -> Hardware:

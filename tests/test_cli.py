@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.cli import main
+from sim.experiment.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "experiments" / "sd15_quickstart.yaml"
@@ -107,7 +107,7 @@ def test_describe_bad_option(capsys):
 def test_console_script_exit_code_and_no_traceback(tmp_path):
     exp = write(tmp_path, SMALL.replace("model: sd15", "model: nope"))
     proc = subprocess.run(
-        [sys.executable, "-m", "sim.cli", "run", str(exp)], capture_output=True, text=True, cwd=tmp_path, check=False
+        [sys.executable, "-m", "sim", "run", str(exp)], capture_output=True, text=True, cwd=tmp_path, check=False
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "unknown model 'nope'" in proc.stderr

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim
+import workloads
 from sim import engine
 from sim.systolic import gemm_cycles
 from workloads import GraphBuilder
@@ -165,7 +166,7 @@ def test_vector_ops_bound_by_lanes_or_bandwidth(os128):
 
 
 def test_unknown_attention_mode(tiny, os128):
-    with pytest.raises(sim.arch.InputError, match="did you mean 'fused'"):
+    with pytest.raises(workloads.InputError, match="did you mean 'fused'"):
         sim.simulate(tiny, os128, attention="fussed")
 
 
@@ -207,7 +208,7 @@ def test_global_buffer_serves_refetches(os128):
 def test_timeline_shows_launch_gaps(tiny, tmp_path):
     import json
 
-    from sim.trace import timeline, write_trace
+    from sim.results.trace import timeline, write_trace
 
     arch_ = sim.load_arch("os128", {"host": {"launch_overhead_us": 3.0}})
     r = sim.simulate(tiny, arch_)

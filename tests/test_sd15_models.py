@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import workloads
 from workloads import GraphBuilder, InputError, OpKind
-from workloads.zoo import _vae, sd15
+from workloads.zoo import sd15
+from workloads.zoo.blocks import vae as _vae
 
 DATA = Path(__file__).parent / "data"
 SD21_UNET = DATA / "sd21_unet_config.json"

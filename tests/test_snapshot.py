@@ -7,7 +7,6 @@ the Core v2 refactor; any change to it must be intentional and named in the comm
 import json
 
 import pytest
-
 from make_snapshot import ATTENTION, FIELDS, PATH, PRESETS, models, snapshot_row
 
 SNAPSHOT = json.loads(PATH.read_text())

@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
-from sim import sweep
-from sim.cli import main
+from sim.experiment import sweep
 from sim.experiment import Experiment, load_experiment
+from sim.experiment.cli import main
 from workloads.errors import InputError
 
 BASE = """\

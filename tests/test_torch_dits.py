@@ -34,7 +34,8 @@ from test_torch_reference import _config, n_params, our_classes, torch_flops  # 
 
 import workloads  # noqa: E402
 from workloads import OpKind  # noqa: E402
-from workloads.zoo import _t5, cogvideox, dit, latte, pixart  # noqa: E402
+from workloads.zoo import cogvideox, dit, latte, pixart  # noqa: E402
+from workloads.zoo.blocks import t5 as _t5  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

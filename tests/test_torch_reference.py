@@ -37,7 +37,8 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import workloads  # noqa: E402
 from workloads import GraphBuilder, OpKind  # noqa: E402
-from workloads.zoo import _vae, sd15  # noqa: E402
+from workloads.zoo import sd15  # noqa: E402
+from workloads.zoo.blocks import vae as _vae  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

@@ -36,8 +36,8 @@ from test_torch_reference import (  # noqa: E402
 
 import workloads  # noqa: E402
 from workloads.zoo import imagen, sd21, sdxl  # noqa: E402
-from workloads.zoo._clip import CLIP_VIT_L14_TEXT_CONFIG, OPENCLIP_VIT_H14_TEXT_CONFIG  # noqa: E402
-from workloads.zoo._t5 import T5_V1_1_XXL  # noqa: E402
+from workloads.zoo.blocks.clip import CLIP_VIT_L14_TEXT_CONFIG, OPENCLIP_VIT_H14_TEXT_CONFIG  # noqa: E402
+from workloads.zoo.blocks.t5 import T5_V1_1_XXL  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 import workloads  # noqa: E402
 from workloads import GraphBuilder  # noqa: E402
 from workloads.zoo import llama, make_a_video, modelscope  # noqa: E402
-from workloads.zoo._clip import OPENCLIP_VIT_H14_TEXT_CONFIG  # noqa: E402
+from workloads.zoo.blocks.clip import OPENCLIP_VIT_H14_TEXT_CONFIG  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

@@ -11,7 +11,8 @@ import pytest
 
 import workloads
 from workloads import InputError, OpKind
-from workloads.zoo import _cogvideox_vae, cogvideox, dit, latte, pixart
+from workloads.zoo import cogvideox, dit, latte, pixart
+from workloads.zoo.blocks import cogvideox_vae as _cogvideox_vae
 
 T5_XXL = 4_762_310_656
 SD_VAE_DECODER = 49_490_199

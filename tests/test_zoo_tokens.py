@@ -10,7 +10,7 @@ import pytest
 import workloads
 from workloads import InputError, OpKind
 from workloads.zoo import muse, parti, phenaki
-from workloads.zoo._token_transformer import kv_buckets
+from workloads.zoo.blocks.token_transformer import kv_buckets
 
 T5_XXL_PARAMS = 4_762_310_656
 AXES = {"spatial", "temporal", "joint", "text"}

@@ -326,7 +326,7 @@ def test_registry_entries():
 )
 def test_added_kv_unet_config_rejects_what_it_does_not_model(change, match):
     from workloads.zoo import imagen
-    from workloads.zoo._unet2d_added_kv import AddedKVUNetConfig
+    from workloads.zoo.blocks.unet2d_added_kv import AddedKVUNetConfig
 
     with pytest.raises(InputError, match=match):
         AddedKVUNetConfig.from_dict({**imagen.BASE_UNET_CONFIG, **change})

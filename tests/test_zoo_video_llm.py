@@ -12,7 +12,8 @@ import pytest
 
 import workloads
 from workloads import GraphBuilder, InputError, OpKind
-from workloads.zoo import _adm, llama, make_a_video, modelscope
+from workloads.zoo import llama, make_a_video, modelscope
+from workloads.zoo.blocks import adm as _adm
 
 AXES = {"spatial", "temporal", "joint", "text"}
 

@@ -38,7 +38,7 @@ def registry() -> Mapping[str, ModelSpec]:
     """All models by name, discovered from the modules of `workloads.zoo`."""
     specs: dict[str, ModelSpec] = {}
     for info in sorted(pkgutil.iter_modules(zoo.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
+        if info.name.startswith("_") or info.ispkg:  # blocks/: shared building blocks
             continue
         module = importlib.import_module(f"{zoo.__name__}.{info.name}")
         for spec in getattr(module, "MODELS", ()):

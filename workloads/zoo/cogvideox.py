@@ -35,11 +35,13 @@ from typing import Any
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from ..ir import OpGraph
-from . import _blocks, _diffusion, _dit_blocks
-from . import _dit_pipeline as pipe
-from ._cogvideox_vae import CogVideoXVAEConfig, decode_graph
-from ._config import ConfigReader, option_config
-from ._specs import family_specs
+from .blocks import diffusion as _diffusion
+from .blocks import dit_blocks as _dit_blocks
+from .blocks import dit_pipeline as pipe
+from .blocks import layers as _blocks
+from .blocks.cogvideox_vae import CogVideoXVAEConfig, decode_graph
+from .blocks.config import ConfigReader, option_config
+from .blocks.specs import family_specs
 
 # THUDM/CogVideoX-2b, transformer/config.json
 TRANSFORMER_CONFIG = MappingProxyType(

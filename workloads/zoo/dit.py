@@ -36,10 +36,12 @@ from typing import Any
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from ..ir import OpGraph
-from . import _blocks, _diffusion, _dit_blocks
-from . import _dit_pipeline as pipe
-from ._dit_blocks import DiTConfig
-from ._specs import family_specs
+from .blocks import diffusion as _diffusion
+from .blocks import dit_blocks as _dit_blocks
+from .blocks import dit_pipeline as pipe
+from .blocks import layers as _blocks
+from .blocks.dit_blocks import DiTConfig
+from .blocks.specs import family_specs
 from .sd15 import VAE
 
 # facebook/DiT-XL-2-256, transformer/config.json

@@ -83,11 +83,12 @@ from types import MappingProxyType
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from ..ir import OpGraph
-from . import _blocks, _diffusion
-from ._efficient_unet import EfficientBlock, EfficientUNetConfig, efficient_unet
-from ._specs import family_specs
-from ._t5 import T5_V1_1_XXL, T5Config, t5_encoder
-from ._unet2d_added_kv import AddedKVUNetConfig, unet2d_added_kv
+from .blocks import diffusion as _diffusion
+from .blocks import layers as _blocks
+from .blocks.efficient_unet import EfficientBlock, EfficientUNetConfig, efficient_unet
+from .blocks.specs import family_specs
+from .blocks.t5 import T5_V1_1_XXL, T5Config, t5_encoder
+from .blocks.unet2d_added_kv import AddedKVUNetConfig, unet2d_added_kv
 
 PROMPT_LEN = 128
 EMB_DIM = 1024  # conditioning embedding width (assumed, see module docstring)

@@ -32,9 +32,9 @@ from types import MappingProxyType
 from ..builder import GraphBuilder
 from ..errors import InputError
 from ..ir import OpGraph
-from ._config import option_config
-from ._llama import KV_CACHES, LlamaConfig, llama_causal_lm
-from ._specs import family_specs
+from .blocks.config import option_config
+from .blocks.llama import KV_CACHES, LlamaConfig, llama_causal_lm
+from .blocks.specs import family_specs
 
 LLAMA2_7B_CONFIG = MappingProxyType(
     {

@@ -96,11 +96,12 @@ from typing import TypeVar
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from ..ir import OpGraph
-from . import _blocks, _diffusion
-from ._adm import ADMConfig, adm_unet
-from ._clip import OPENCLIP_VIT_H14_TEXT_CONFIG, CLIPTextConfig
-from ._specs import family_specs
-from ._unclip import PriorConfig, diffusion_prior
+from .blocks import diffusion as _diffusion
+from .blocks import layers as _blocks
+from .blocks.adm import ADMConfig, adm_unet
+from .blocks.clip import OPENCLIP_VIT_H14_TEXT_CONFIG, CLIPTextConfig
+from .blocks.specs import family_specs
+from .blocks.unclip import PriorConfig, diffusion_prior
 
 FRAME_SKIP = 5  # ^F's temporal upsampling: 16 -> (16 - 1) * 5 + 1 = 76 frames (Sec. 3.3)
 RESOLUTIONS = (64, 256, 768)  # D^t, SR_l^t, SR_h (Sec. 3.1)

@@ -24,12 +24,12 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from ..ir import OpGraph
-from . import _diffusion
-from ._clip import OPENCLIP_VIT_H14_TEXT_CONFIG, CLIPTextConfig
-from ._config import option_config
-from ._specs import family_specs
-from ._unet3d import UNet3DConfig, unet3d_condition
-from ._vae import SD_VAE_CONFIG, VAEConfig
+from .blocks import diffusion as _diffusion
+from .blocks.clip import OPENCLIP_VIT_H14_TEXT_CONFIG, CLIPTextConfig
+from .blocks.config import option_config
+from .blocks.specs import family_specs
+from .blocks.unet3d import UNet3DConfig, unet3d_condition
+from .blocks.vae import SD_VAE_CONFIG, VAEConfig
 
 UNET_CONFIG = MappingProxyType(
     {

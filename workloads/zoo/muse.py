@@ -79,9 +79,10 @@ from types import MappingProxyType
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError
 from ..ir import OpGraph
-from . import _blocks, _maskgit
-from ._specs import family_specs
-from ._token_transformer import (
+from .blocks import layers as _blocks
+from .blocks import maskgit as _maskgit
+from .blocks.specs import family_specs
+from .blocks.token_transformer import (
     PROJ,
     SelfAttention,
     StackConfig,
@@ -90,7 +91,7 @@ from ._token_transformer import (
     self_attention_block,
     stack,
 )
-from ._vq import VQGANConfig, vqgan_decoder
+from .blocks.vq import VQGANConfig, vqgan_decoder
 
 CODEBOOK = 8192
 BASE = StackConfig(layers=48, d_model=2048, heads=32, mlp=8192, cross=True, axis="spatial")

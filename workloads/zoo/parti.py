@@ -61,9 +61,9 @@ from types import MappingProxyType
 from ..builder import GraphBuilder
 from ..errors import InputError
 from ..ir import OpGraph
-from . import _blocks
-from ._specs import family_specs
-from ._token_transformer import (
+from .blocks import layers as _blocks
+from .blocks.specs import family_specs
+from .blocks.token_transformer import (
     KVBucket,
     StackConfig,
     append,
@@ -72,8 +72,8 @@ from ._token_transformer import (
     embed_tokens,
     stack,
 )
-from ._token_transformer import kv_buckets as split_steps
-from ._vq import ViTVQGANConfig, vit_vqgan_decoder
+from .blocks.token_transformer import kv_buckets as split_steps
+from .blocks.vq import ViTVQGANConfig, vit_vqgan_decoder
 
 
 @dataclass(frozen=True)

@@ -51,10 +51,10 @@ from contextlib import nullcontext
 
 from ..builder import GraphBuilder, Tensor
 from ..ir import OpGraph
-from . import _maskgit
-from ._specs import family_specs
-from ._token_transformer import StackConfig, embed_tokens, stack
-from ._vq import CViViTConfig, cvivit_decoder, cvivit_encoder
+from .blocks import maskgit as _maskgit
+from .blocks.specs import family_specs
+from .blocks.token_transformer import StackConfig, embed_tokens, stack
+from .blocks.vq import CViViTConfig, cvivit_decoder, cvivit_encoder
 
 CVIVIT = CViViTConfig()
 TRANSFORMER = StackConfig(

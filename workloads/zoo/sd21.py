@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import _diffusion
-from ._clip import OPENCLIP_VIT_H14_TEXT_CONFIG, CLIPTextConfig
-from ._sd_family import LatentDiffusionModel
-from ._vae import SD_VAE_CONFIG, VAEConfig
+from .blocks import diffusion as _diffusion
+from .blocks.clip import OPENCLIP_VIT_H14_TEXT_CONFIG, CLIPTextConfig
+from .blocks.sd_family import LatentDiffusionModel
+from .blocks.vae import SD_VAE_CONFIG, VAEConfig
 
 UNET_CONFIG = MappingProxyType(
     {

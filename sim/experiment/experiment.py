@@ -1,0 +1,89 @@
+"""Experiments: a YAML file naming a workload, an arch and simulation options.
+
+    name: sd15_quickstart
+    workload: {model: sd15, options: {resolution: 512, steps: 50, cfg: true}}
+    arch: os128                 # preset name, a YAML path (relative to this file), or a mapping
+    arch_overrides: {dram: {bandwidth_gbs: 512}}
+    simulation: {attention: fused}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import workloads
+from workloads.errors import InputError
+
+from ..arch import Arch, load_arch
+from ..arch.schema import doc, from_mapping, read_yaml
+from ..engine import simulate
+from ..lower import ATTENTION_MODES
+from ..results import Result
+
+FILE_OPTIONS = ("path", "config")  # model options naming files
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    model: str = field(metadata=doc("model name (see `ttvsim models`)"))
+    options: dict[str, Any] = field(default_factory=dict, metadata=doc("model options, e.g. resolution, steps"))
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    attention: str = field(default="fused", metadata=doc("attention lowering", choices=ATTENTION_MODES))
+    fuse_elementwise: bool = field(
+        default=False, metadata=doc("fold activations/elementwise ops into the producing GEMM")
+    )
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str = field(metadata=doc("experiment name (also the default output folder)"))
+    workload: WorkloadSpec = field(metadata=doc("what to simulate"))
+    arch: Any = field(metadata=doc("preset name, YAML path relative to the experiment, or mapping"))
+    arch_overrides: dict[str, Any] = field(default_factory=dict, metadata=doc("nested keys merged over the arch"))
+    simulation: SimulationSpec = field(default_factory=SimulationSpec, metadata=doc("simulation options"))
+    description: str = field(default="", metadata=doc("free text"))
+    sweep: dict[str, Any] = field(
+        default_factory=dict, metadata=doc("dotted key -> list of values (arch.*, workload.options.*, simulation.*)")
+    )
+    sweep_mode: str = field(default="grid", metadata=doc("combine sweep axes", choices=("grid", "zip")))
+    base_dir: Path = field(default=Path("."), init=False, compare=False)
+
+    def load_arch(self, source: str = "") -> Arch:
+        """The arch, with `arch_overrides` merged; errors name the experiment file."""
+        where = f"{source}: arch" if source else "arch"
+        return load_arch(self.arch, self.arch_overrides or None, base_dir=self.base_dir, where=where)
+
+    def build(self, source: str = "") -> workloads.OpGraph:
+        """The workload graph; file options (`path`, `config`) resolve against the experiment's folder."""
+        options = {k: self._resolve(v) if k in FILE_OPTIONS else v for k, v in self.workload.options.items()}
+        return workloads.build(self.workload.model, where=f"{source}: workload" if source else None, **options)
+
+    def _resolve(self, value: Any) -> Any:
+        if isinstance(value, str) and value and not Path(value).is_absolute() and (self.base_dir / value).exists():
+            return str(self.base_dir / value)
+        return value
+
+    def run(self, source: str = "", attention: str | None = None) -> Result:
+        """Build the workload, load the arch and simulate."""
+        arch = self.load_arch(source)
+        graph = self.build(source)
+        return simulate(
+            graph, arch, attention=attention or self.simulation.attention,
+            fuse_elementwise=self.simulation.fuse_elementwise,
+        )  # fmt: skip
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment YAML file."""
+    path = Path(path)
+    data = read_yaml(path)
+    exp = from_mapping(Experiment, data, f"{path}:")
+    if not isinstance(exp.arch, (str, dict)):
+        raise InputError(f"expected a preset name, a path or a mapping, got {exp.arch!r}", where=f"{path}: arch")
+    object.__setattr__(exp, "base_dir", path.resolve().parent)
+    return exp

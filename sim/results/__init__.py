@@ -1,0 +1,5 @@
+"""Results: the per-op/per-kernel tables and summaries, text reports, traces and the sweep store."""
+
+from .result import Result
+
+__all__ = ["Result"]

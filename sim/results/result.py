@@ -1,0 +1,236 @@
+"""Simulation results: a per-op DataFrame, summaries by op class and stage, and exports.
+
+Every cycle, byte and joule column of `Result.ops` is a total over the op's repeats (50
+denoising steps included), so column sums are pipeline totals; `cycles_per_call` is one call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workloads.ir import Op
+
+from ..arch import Arch
+from ..cost import METRICS
+from ..lower import Kernels, Unit
+
+_M = {name: j for j, name in enumerate(METRICS)}
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of `sim.simulate`: `ops` (one row per op, in execution order) and metadata."""
+
+    name: str
+    arch: Arch
+    attention: str
+    ops: pd.DataFrame
+    fuse_elementwise: bool = False
+    kernel_data: tuple = field(default=(), repr=False, compare=False)  # (ops, kernels, metrics, repeat)
+
+    @classmethod
+    def assemble(
+        cls,
+        name: str,
+        ops: Sequence[Op],
+        kernels: Kernels,
+        metrics: np.ndarray,
+        arch: Arch,
+        attention: str,
+        fuse_elementwise: bool = False,
+    ) -> Result:
+        """Sum kernel metrics per op, scale by repeats, add launch overhead, schedule serially."""
+        n = len(ops)
+        idx = kernels.cols["op"]
+        per_op = {m: np.bincount(idx, weights=metrics[:, j], minlength=n) for m, j in _M.items()}
+        _overlap(per_op, idx, metrics, kernels.cols["overlap"].astype(bool), n)
+        per_op["cores_used"] = np.zeros(n)
+        np.maximum.at(per_op["cores_used"], idx, metrics[:, _M["cores_used"]])
+        repeat = np.array([op.repeat for op in ops], dtype=np.float64)
+        # true work: padded tiles (fused attention) cost cycles but are not MACs
+        per_op["macs"] = np.array([op.macs for op in ops], dtype=np.float64)
+        launches = np.bincount(idx, weights=kernels.cols["launches"], minlength=n)
+        launch = _launch_cycles(ops, launches, repeat, arch)
+        w = arch.word_bytes
+        compute = per_op["compute_cycles"] * repeat
+        stall = per_op["stall_cycles"] * repeat
+        busy = compute + stall
+        cycles = busy + launch
+        hz = arch.frequency_mhz * 1e6
+        time_s = cycles / hz
+        end = np.cumsum(time_s)
+        e = arch.energy
+        lanes = arch.vector.lanes * arch.cores
+        energy_pj = repeat * (
+            e.mac_pj * per_op["macs"]
+            + e.sram_pj_per_byte * w * (per_op["sram_read_words"] + per_op["sram_write_words"] + per_op["l2_read_words"])
+            + e.dram_pj_per_byte * w * (per_op["dram_read_words"] + per_op["dram_write_words"])
+            + e.vector_op_pj * lanes * per_op["vector_cycles"]
+        )
+        first = _first_gemm(kernels, n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            util = np.where(busy > 0, per_op["macs"] * repeat / (busy * arch.peak_macs_per_cycle), 0.0)
+        frame = pd.DataFrame(
+            {
+                "op": [op.name for op in ops],
+                "kind": [op.kind.value for op in ops],
+                "op_class": [op.op_class for op in ops],
+                "stage": [op.stage for op in ops],
+                "block": [op.block for op in ops],
+                "attn_role": [op.attrs.get("role", "") for op in ops],
+                "attn_axis": [op.attrs.get("axis", "") for op in ops],
+                "repeat": repeat.astype(np.int64),
+                "kernels": np.bincount(idx, minlength=n),
+                "M": first["m"],
+                "K": first["k"],
+                "N": first["n"],
+                "gemm_count": first["count"],
+                "macs": (per_op["macs"] * repeat).astype(np.int64),
+                "cycles_per_call": (busy / repeat + launch / repeat),
+                "cycles": cycles,
+                "compute_cycles": compute,
+                "stall_cycles": stall,
+                "launch_cycles": launch,
+                "utilization": util,
+                "cores_used": per_op["cores_used"],
+                "core_occupancy": per_op["cores_used"] / arch.cores,
+                "dram_read_bytes": per_op["dram_read_words"] * repeat * w,
+                "dram_write_bytes": per_op["dram_write_words"] * repeat * w,
+                "l2_read_bytes": per_op["l2_read_words"] * repeat * w,
+                "sram_read_bytes": per_op["sram_read_words"] * repeat * w,
+                "sram_write_bytes": per_op["sram_write_words"] * repeat * w,
+                "energy_j": energy_pj * 1e-12,
+                "time_s": time_s,
+                "start_s": np.concatenate(([0.0], end[:-1])),
+                "end_s": end,
+            }
+        )
+        return cls(name, arch, attention, frame, fuse_elementwise, (ops, kernels, metrics, repeat))
+
+    @cached_property
+    def kernels(self) -> pd.DataFrame:
+        """One row per kernel: op, unit, GEMM dims, metrics of one call, repeat (built on first
+        use, since sweeps only need the summary)."""
+        return _kernel_table(*self.kernel_data) if self.kernel_data else pd.DataFrame()
+
+    def core_utilization(self) -> pd.Series:
+        """Per core: the fraction of GEMM compute time its arrays are busy (folds are dealt out
+        round-robin, so the last fold-step of a kernel leaves some arrays idle)."""
+        k = self.kernels[self.kernels["unit"] == "gemm"]
+        arrays, per_core = self.arch.arrays, self.arch.array.count
+        cores = np.arange(self.arch.cores)
+        folds = k["folds"].to_numpy()[:, None]
+        q, r = folds // arrays, folds % arrays
+        steps = -(-folds // arrays)
+        on_core = per_core * q + np.clip(r - cores[None, :] * per_core, 0, per_core)
+        weight = (k["compute_cycles"] * k["repeat"]).to_numpy()[:, None]
+        busy = (on_core / (steps * per_core) * weight).sum(axis=0) / max(weight.sum(), 1e-30)
+        return pd.Series(busy, index=pd.Index(cores, name="core"), name="utilization")
+
+    # -- summaries ---------------------------------------------------------------------
+    @property
+    def latency_s(self) -> float:
+        return float(self.ops["time_s"].sum())
+
+    def by(self, column: str) -> pd.Series:
+        """Seconds by the values of `column` (e.g. op_class, stage, attn_axis), largest first."""
+        return self.ops.groupby(column, sort=False)["time_s"].sum().sort_values(ascending=False)
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers: latency, cycles, seconds by op class and by stage, traffic, energy."""
+        o = self.ops
+        busy = float((o["compute_cycles"] + o["stall_cycles"]).sum())
+        return {
+            "workload": self.name,
+            "arch": self.arch.name,
+            "attention": self.attention,
+            "fuse_elementwise": self.fuse_elementwise,
+            "latency_s": self.latency_s,
+            "cycles": float(o["cycles"].sum()),
+            "compute_cycles": float(o["compute_cycles"].sum()),
+            "stall_cycles": float(o["stall_cycles"].sum()),
+            "launch_cycles": float(o["launch_cycles"].sum()),
+            "macs": int(o["macs"].sum()),
+            "utilization": float(o["macs"].sum() / (busy * self.arch.peak_macs_per_cycle)) if busy else 0.0,
+            "core_occupancy": float((o["core_occupancy"] * o["time_s"]).sum() / max(self.latency_s, 1e-30)),
+            "dram_bytes": float((o["dram_read_bytes"] + o["dram_write_bytes"]).sum()),
+            "energy_j": float(o["energy_j"].sum()),
+            "by_class": {k: float(v) for k, v in self.by("op_class").items()},
+            "by_stage": {k: float(v) for k, v in self.by("stage").items()},
+        }
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write ops.csv, kernels.csv, by_class.csv, by_stage.csv, cores.csv and summary.json."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [out / "ops.csv", out / "by_class.csv", out / "by_stage.csv", out / "summary.json"]
+        paths += [out / "kernels.csv", out / "cores.csv"]
+        self.kernels.to_csv(paths[4], index=False)
+        self.core_utilization().to_csv(paths[5])
+        self.ops.to_csv(paths[0], index=False)
+        self.by("op_class").rename("time_s").to_csv(paths[1])
+        self.by("stage").rename("time_s").to_csv(paths[2])
+        paths[3].write_text(json.dumps(self.summary(), indent=2) + "\n")
+        return paths
+
+
+def _overlap(per_op: dict[str, np.ndarray], idx: np.ndarray, metrics: np.ndarray, hidden: np.ndarray, n: int) -> None:
+    """Kernels that run concurrently with their op's other kernels (a fused attention's softmax)
+    cost only the time by which they exceed them; that exposed time counts as compute."""
+    if not hidden.any():
+        return
+    busy = metrics[:, _M["compute_cycles"]] + metrics[:, _M["stall_cycles"]]
+    overlapped = np.bincount(idx[hidden], weights=busy[hidden], minlength=n)
+    parallel_c = np.bincount(idx[hidden], weights=metrics[hidden, _M["compute_cycles"]], minlength=n)
+    parallel_s = np.bincount(idx[hidden], weights=metrics[hidden, _M["stall_cycles"]], minlength=n)
+    rest = per_op["compute_cycles"] - parallel_c + per_op["stall_cycles"] - parallel_s
+    per_op["compute_cycles"] = per_op["compute_cycles"] - parallel_c + np.maximum(0.0, overlapped - rest)
+    per_op["stall_cycles"] = per_op["stall_cycles"] - parallel_s
+
+
+def _kernel_table(ops: Sequence[Op], kernels: Kernels, metrics: np.ndarray, repeat: np.ndarray) -> pd.DataFrame:
+    """One row per kernel: its op, unit, GEMM dims and metrics for one call, and the op's repeat."""
+    idx = kernels.cols["op"]
+    frame = pd.DataFrame({
+        "op": [ops[i].name for i in idx],
+        "unit": [Unit(u).name.lower() for u in kernels.cols["unit"]],
+        **{c: kernels.cols[c] for c in ("m", "k", "n", "count")},
+        **{m: metrics[:, j] for m, j in _M.items()},
+        "repeat": repeat[idx],
+    })  # fmt: skip
+    return frame
+
+
+def _launch_cycles(ops: Sequence[Op], launches: np.ndarray, repeat: np.ndarray, arch: Arch) -> np.ndarray:
+    """Host launch overhead per op: launches x latency, or one launch per captured stage graph."""
+    per_launch = arch.host.launch_overhead_us * arch.frequency_mhz
+    if not arch.host.graph_capture:
+        return launches * repeat * per_launch
+    out = np.zeros(len(ops))
+    seen: set[tuple[str, int]] = set()
+    for i, op in enumerate(ops):
+        key = (op.stage, op.repeat)
+        if key not in seen:
+            seen.add(key)
+            out[i] = op.repeat * per_launch
+    return out
+
+
+def _first_gemm(kernels: Kernels, n: int) -> dict[str, np.ndarray]:
+    """Dims of each op's first GEMM kernel (zeros for ops without one)."""
+    out = {c: np.zeros(n, dtype=np.int64) for c in ("m", "k", "n", "count")}
+    is_gemm = kernels.cols["unit"] == Unit.GEMM
+    ops = kernels.cols["op"][is_gemm]
+    _, first = np.unique(ops, return_index=True)
+    rows = np.flatnonzero(is_gemm)[first]
+    for c, column in out.items():
+        column[kernels.cols["op"][rows]] = kernels.cols[c][rows]
+    return out
