@@ -7,8 +7,7 @@ import sqlite3
 
 import pytest
 
-from sim.experiment import sweep
-from sim.experiment import Experiment, load_experiment
+from sim.experiment import Experiment, load_experiment, sweep
 from sim.experiment.cli import main
 from workloads.errors import InputError
 
