@@ -30,10 +30,10 @@ def load(tmp_path, text: str = BASE) -> Experiment:
 
 def test_grid_and_zip(tmp_path):
     exp = load(tmp_path)
-    pts = sweep.points(exp)
+    pts = list(sweep.points(exp))
     assert len(pts) == 8 and pts[0] == {"arch.array.rows": 16, "arch.array.cols": 16, "simulation.attention": "fused"}
     zipped = load(tmp_path, BASE.replace("simulation.attention: [fused, unfused]", "") + "sweep_mode: zip\n")
-    assert sweep.points(zipped) == [{"arch.array.rows": 16, "arch.array.cols": 16}, {"arch.array.rows": 32, "arch.array.cols": 32}]
+    assert list(sweep.points(zipped)) == [{"arch.array.rows": 16, "arch.array.cols": 16}, {"arch.array.rows": 32, "arch.array.cols": 32}]
 
 
 def test_variant_applies_every_kind_of_key(tmp_path):

@@ -65,7 +65,7 @@ def _sweep(exp, source: str, out: Path, args: argparse.Namespace) -> int:
         raise InputError("--attention applies to single runs; sweep `simulation.attention` instead")
     client = dask_client(args.dask, args.workers) if args.dask else None
     try:
-        frame = run_sweep(exp, source, out / "sweep.sqlite", client=client, progress=print)
+        frame = run_sweep(exp, source, out / "sweep.sqlite", client=client, progress=print, fresh=args.fresh)
     finally:
         if client is not None:
             client.close()
@@ -104,6 +104,7 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--attention", choices=("fused", "unfused"), help="override the attention lowering")
     run.add_argument("--dask", metavar="ADDRESS", help="run a sweep on a Dask scheduler ('local': a local cluster)")
     run.add_argument("--workers", type=int, default=2, help="workers of a local Dask cluster (default 2)")
+    run.add_argument("--fresh", action="store_true", help="discard the sweep store (DIR/sweep.sqlite) and start anew")
     run.set_defaults(fn=_cmd_run)
     describe = sub.add_parser(
         "describe", help="params, FLOPs, op counts and attention profile of a model", epilog="model options: --KEY VALUE"

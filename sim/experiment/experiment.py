@@ -51,6 +51,9 @@ class Experiment:
         default_factory=dict, metadata=doc("dotted key -> list of values (arch.*, workload.options.*, simulation.*)")
     )
     sweep_mode: str = field(default="grid", metadata=doc("combine sweep axes", choices=("grid", "zip")))
+    sweep_limit: int = field(
+        default=1_000_000, metadata=doc("most points a sweep may have; larger ones are refused before expansion", max=1e9)
+    )
     base_dir: Path = field(default=Path("."), init=False, compare=False)
 
     def load_arch(self, source: str = "") -> Arch:

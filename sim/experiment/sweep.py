@@ -6,11 +6,33 @@
       workload.options.resolution: [512, 768]  # any model option
       simulation.attention: [fused, unfused]
     sweep_mode: grid                           # grid (cartesian product) or zip
+    sweep_limit: 1000000                       # most points allowed (the default)
 
-Every point is validated before anything runs. Points sharing a workload build its graph once;
-each finished point goes straight into the SQLite store, and a re-run skips stored points.
-Locally points run in this process; with a Dask scheduler (`ttvsim run --dask ADDRESS|local`),
-each workload group is one task.
+**Size.** A grid's size is the product of its list lengths, known before expanding it; a
+sweep of more than `sweep_limit` points (default 1,000,000) is refused with a one-line error
+before anything is expanded, and raising `sweep_limit` in the experiment is the way to run it.
+Points are never materialized as a list: the grid is iterated lazily (`itertools.product`) and
+point i is decoded from its index when needed.
+
+**Validation.** Before anything runs, every distinct arch setting set, workload (model and
+options) and simulation setting set is resolved once (in grid mode the product of each kind's
+axes, not of all axes), so validation needs neither every point in memory nor one check per point.
+
+**Store.** Results go to a `SweepStore` (`sim.results.store`, SQLite table `points`), opened and
+checked (schema, writability, lock) after validation and before any point is computed. A point's
+key is a digest of its resolved arch (every field), its workload (model, resolved options and the
+contents of file options), its simulation options and `sim.version.code_digest()`, so a stored
+row is reused exactly when it would be recomputed identically; editing the simulator's code
+invalidates every stored point. Each point is stored as it finishes and committed in small
+batches (about every second), so a killed run resumes where it stopped, recomputing only the
+points not committed, and the result is the same rows as an uninterrupted run. The returned frame
+has one row per point of this grid, in grid order: never a row of another experiment, grid or
+code version. `fresh=True` (`ttvsim run --fresh`) starts a new store.
+
+**Execution.** Points sharing a workload build its graph once. Locally points run in this
+process; with a Dask scheduler (`ttvsim run --dask ADDRESS|local`) tasks of up to `CHUNK` points
+of one workload run on the workers (each worker keeps its last workload's graph), at most
+`WINDOW` tasks in flight, and every point is stored as its task returns.
 """
 
 from __future__ import annotations
@@ -18,43 +40,115 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, replace
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from workloads.errors import InputError, suggest, unknown
+from workloads.errors import InputError, short_repr, suggest, unknown
 from workloads.registry import registry, resolve_options
 
+from .. import version
 from ..arch import Arch, load_arch, merge
 from ..arch.schema import from_mapping
 from ..engine import Simulator
-from ..results.store import SweepStore, point_key
-from .experiment import Experiment, SimulationSpec
+from ..results.store import SweepStore, digest
+from .experiment import FILE_OPTIONS, Experiment, SimulationSpec
 
 PREFIXES = ("arch.", "workload.options.", "workload.model", "simulation.")
+_PREFIXES = ("arch.", "workload.options.", "simulation.")
+CHUNK = 64  # points of one workload per Dask task
+WINDOW = 32  # Dask tasks in flight
+CACHE = 4096  # distinct arch / workload / simulation setting sets remembered during a sweep
+_PROGRESS_LINES = 20
 
 
-def points(exp: Experiment, where: str = "sweep") -> list[dict[str, Any]]:
-    """The design points of `exp.sweep` (a list of {dotted key: value})."""
-    axes = dict(exp.sweep)
-    for key, values in axes.items():
-        if not key.startswith(PREFIXES):
+def _kind(key: str) -> str:
+    return "arch" if key.startswith("arch.") else "simulation" if key.startswith("simulation.") else "workload"
+
+
+class Grid:
+    """The design points of `exp.sweep`, never materialized: iterable, sized, indexable by ordinal."""
+
+    def __init__(self, exp: Experiment, where: str = "sweep") -> None:
+        for key, values in exp.sweep.items():
+            if not (key.startswith(_PREFIXES) or key == "workload.model"):
+                example = suggest(key, ["arch.array.rows", "workload.options.resolution", "simulation.attention"])
+                raise InputError(
+                    f"unknown sweep key {short_repr(key)}{example}; keys start with {', '.join(PREFIXES)}", where=where
+                )
+            if not isinstance(values, list) or not values:
+                raise InputError(
+                    f"expected a non-empty list of values, got {short_repr(values)}", where=f"{where}.{key}"
+                )
+        self.keys = tuple(exp.sweep)
+        self.values = tuple(exp.sweep.values())
+        self.zip = exp.sweep_mode == "zip"
+        lengths = [len(v) for v in self.values]
+        if self.zip and len(set(lengths)) > 1:
+            raise InputError(f"zip mode needs lists of equal length, got {sorted(set(lengths))}", where=where)
+        self.size = (lengths[0] if lengths else 1) if self.zip else math.prod(lengths)
+        if self.size > exp.sweep_limit:
             raise InputError(
-                f"unknown sweep key '{key}'{suggest(key, ['arch.array.rows', 'workload.options.resolution', 'simulation.attention'])}; "
-                f"keys start with {', '.join(PREFIXES)}",
+                f"the sweep has {self.size:,} points, more than sweep_limit {exp.sweep_limit:,}; "
+                f"set `sweep_limit: {self.size}` in the experiment to run it anyway",
                 where=where,
             )
-        if not isinstance(values, list) or not values:
-            raise InputError(f"expected a non-empty list of values, got {values!r}", where=f"{where}.{key}")
-    if exp.sweep_mode == "zip":
-        lengths = {len(v) for v in axes.values()}
-        if len(lengths) > 1:
-            raise InputError(f"zip mode needs lists of equal length, got {sorted(lengths)}", where=where)
-        return [dict(zip(axes, combo)) for combo in zip(*axes.values())]
-    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        combos = zip(*self.values) if self.zip else itertools.product(*self.values)
+        return (dict(zip(self.keys, combo)) for combo in combos)
+
+    def point(self, ordinal: int) -> dict[str, Any]:
+        """The settings of point `ordinal` (its position in iteration order)."""
+        if self.zip:
+            return {key: values[ordinal] for key, values in zip(self.keys, self.values)}
+        picks = []
+        for values in reversed(self.values):
+            ordinal, pick = divmod(ordinal, len(values))
+            picks.append(values[pick])
+        return dict(zip(self.keys, reversed(picks)))
+
+    def factors(self) -> Iterator[dict[str, Any]]:
+        """Setting sets that cover every distinct arch, workload and simulation combination."""
+        if self.zip:
+            yield from self
+            return
+        for kind in ("arch", "workload", "simulation"):
+            axes = [(k, v) for k, v in zip(self.keys, self.values) if _kind(k) == kind]
+            for combo in itertools.product(*(v for _, v in axes)):
+                yield dict(zip((k for k, _ in axes), combo))
+
+    def groups(self) -> Iterator[Iterator[int]]:
+        """Ordinals of every point, grouped by workload settings (a group shares one graph)."""
+        if self.zip:
+            by_workload: dict[str, list[int]] = {}
+            for ordinal, point in enumerate(self):
+                by_workload.setdefault(_text(_split(point)["workload"]), []).append(ordinal)
+            yield from map(iter, by_workload.values())
+            return
+        strides = [math.prod(len(v) for v in self.values[i + 1 :]) for i in range(len(self.values))]
+        outer = [i for i, k in enumerate(self.keys) if _kind(k) == "workload"]
+        inner = [i for i, k in enumerate(self.keys) if _kind(k) != "workload"]
+        for picks in itertools.product(*(range(len(self.values[i])) for i in outer)):
+            yield _ordinals(sum(p * strides[i] for p, i in zip(picks, outer)), inner, strides, self.values)
+
+
+def _ordinals(base: int, axes: list[int], strides: list[int], values: tuple[list, ...]) -> Iterator[int]:
+    for picks in itertools.product(*(range(len(values[i])) for i in axes)):
+        yield base + sum(p * strides[i] for p, i in zip(picks, axes))
+
+
+def points(exp: Experiment, where: str = "sweep") -> Grid:
+    """The design points of `exp.sweep` (a lazy `Grid` of {dotted key: value}); the size limit
+    and the keys are checked here, before anything is expanded."""
+    return Grid(exp, where)
 
 
 def variant(exp: Experiment, point: Mapping[str, Any]) -> Experiment:
@@ -79,31 +173,81 @@ def variant(exp: Experiment, point: Mapping[str, Any]) -> Experiment:
     return new
 
 
-def validate(exp: Experiment, pts: Sequence[Mapping[str, Any]], source: str) -> list[tuple[Experiment, Arch]]:
-    """Every point's experiment and arch, checked before any runs (the arch file is read once)."""
-    base = exp.load_arch(source)
-    out = []
-    for i, point in enumerate(pts):
-        where = f"{source}: sweep point {i} {dict(point)}"
+@dataclass(frozen=True)
+class Resolved:
+    """What a point's settings resolve to: its store key and what simulating it needs."""
+
+    key: str
+    arch: Arch
+    workload: Experiment  # the experiment with the point's workload settings
+    workload_key: str
+    simulation: SimulationSpec
+
+
+class _Memo:
+    """A bounded memo of `fn(settings)`, keyed by the settings' canonical text."""
+
+    def __init__(self, fn: Callable[[Mapping[str, Any]], Any], size: int = CACHE) -> None:
+        self.fn, self.size, self.data = fn, size, {}
+
+    def __call__(self, settings: Mapping[str, Any]) -> Any:
+        text = _text(settings)
+        if text not in self.data:
+            if len(self.data) >= self.size:
+                del self.data[next(iter(self.data))]
+            self.data[text] = self.fn(settings)
+        return self.data[text]
+
+
+class Resolver:
+    """Resolves (and so validates) points, each distinct arch / workload / simulation setting set once."""
+
+    def __init__(self, exp: Experiment, source: str = "") -> None:
+        self.exp, self.source = exp, source
+        self.base = exp.load_arch(source)
+        self._arch = _Memo(self._arch_of)
+        self._workload = _Memo(self._workload_of)
+        self._simulation = _Memo(self._sim_of)
+
+    def resolve(self, point: Mapping[str, Any]) -> Resolved:
+        """The point's key, arch, workload and simulation options; `InputError` naming the point."""
+        parts = _split(point)
         try:
-            v = variant(exp, point)
-            arch = load_arch(base, _arch_overrides(point)) if any(k.startswith("arch.") for k in point) else base
-            if v.workload.model not in registry():
-                raise unknown("model", v.workload.model, registry())
-            resolve_options(registry()[v.workload.model], v.workload.options)
+            arch, arch_key = self._arch(parts["arch"])
+            workload, workload_key = self._workload(parts["workload"])
+            simulation = self._simulation(parts["simulation"])
         except InputError as exc:
-            raise InputError(str(exc), where=where) from None
-        out.append((v, arch))
-    return out
+            raise InputError(str(exc), where=f"{self.source}: sweep point {short_repr(dict(point))}") from None
+        key = digest({
+            "code": version.code_digest(), "arch": arch_key, "workload": workload_key, "simulation": asdict(simulation),
+        })  # fmt: skip
+        return Resolved(key, arch, workload, workload_key, simulation)
+
+    def _arch_of(self, settings: Mapping[str, Any]) -> tuple[Arch, str]:
+        overrides = _arch_overrides(settings)
+        arch = load_arch(self.base, overrides) if overrides else self.base
+        return arch, digest(asdict(arch))
+
+    def _workload_of(self, settings: Mapping[str, Any]) -> tuple[Experiment, str]:
+        exp = variant(self.exp, settings)
+        model = exp.workload.model
+        if model not in registry():
+            raise unknown("model", model, registry())
+        options = resolve_options(registry()[model], exp.workload.options)
+        files = {k: _file_digest(exp.base_dir, v) for k, v in options.items() if k in FILE_OPTIONS}
+        return exp, digest({"model": model, "options": options, "files": files})
+
+    def _sim_of(self, settings: Mapping[str, Any]) -> SimulationSpec:
+        return variant(self.exp, settings).simulation
 
 
-def run_group(items: Sequence[tuple[Experiment, Arch]]) -> list[dict[str, Any]]:
-    """Simulate points that share one workload: the graph is built (and lowered) once."""
-    simulator = Simulator(items[0][0].build())
-    return [
-        simulator.run(arch, attention=v.simulation.attention, fuse_elementwise=v.simulation.fuse_elementwise).summary()
-        for v, arch in items
-    ]
+def validate(exp: Experiment, source: str = "") -> tuple[Grid, Resolver]:
+    """Check the sweep's size and every distinct setting set before anything runs."""
+    grid = Grid(exp, f"{source}: sweep" if source else "sweep")
+    resolver = Resolver(exp, source)
+    for settings in grid.factors():
+        resolver.resolve(settings)
+    return grid, resolver
 
 
 def run_sweep(
@@ -113,55 +257,117 @@ def run_sweep(
     *,
     client: Any = None,
     progress: Callable[[str], None] = lambda _: None,
+    fresh: bool = False,
 ) -> pd.DataFrame:
-    """Run every point not yet in the store; return all stored points of this experiment."""
-    pts = points(exp, f"{source}: sweep")
-    checked = validate(exp, pts, source)
-    store = SweepStore(store_path)
-    key = identity(exp)
-    done = store.done(key)
-    todo = [(p, item) for p, item in zip(pts, checked) if point_key(p) not in done]
-    progress(f"{len(pts)} points, {len(pts) - len(todo)} already stored, {len(todo)} to run")
-    groups: dict[str, list[tuple[dict, tuple[Experiment, Arch]]]] = {}
-    for p, (v, arch) in todo:
-        groups.setdefault(point_key({"model": v.workload.model, **v.workload.options}), []).append((p, (v, arch)))
-    finished = 0
-    for batch, summaries in _execute(list(groups.values()), client):
-        for (p, _), summary in zip(batch, summaries):
-            store.add(key, p, summary)
-        finished += len(batch)
-        progress(f"  {finished}/{len(todo)} points done")
-    return store.frame(key, keys=exp.sweep)
+    """Run every point of `exp`'s sweep not yet in the store; return this grid's rows, in grid order."""
+    grid, resolver = validate(exp, source)
+    with SweepStore(store_path, fresh=fresh) as store:
+        store.register(resolver.resolve(p).key for p in grid)
+        todo = _Ordinals(len(grid), store.missing())
+        progress(_plan_text(len(grid), store.stored(), todo.count))
+        report = _progress_every(todo.count, progress)
+        for ordinal, key, summary in _results(_tasks(grid, resolver, todo), client):
+            store.add(key, grid.point(ordinal), summary)
+            report()
+        frame = store.frame(grid.point)
+    if len(frame) != len(grid):
+        raise RuntimeError(f"sweep store {store_path} holds {len(frame)} of the sweep's {len(grid)} points")
+    return frame
 
 
-def identity(exp: Experiment) -> str:
-    """The experiment's name plus a digest of everything but the sweep (base arch, workload,
-    simulation options, ttvsim version): stored points are reused only if none changed."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        release = version("ttvsim")
-    except PackageNotFoundError:
-        release = "unknown"
-    base = {
-        "arch": asdict(exp.load_arch()), "workload": asdict(exp.workload),
-        "simulation": asdict(exp.simulation), "version": release,
-    }  # fmt: skip
-    digest = hashlib.sha1(json.dumps(base, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return f"{exp.name}@{digest}"
+def _plan_text(total: int, stored: int, todo: int) -> str:
+    repeats = total - stored - todo
+    return f"{total} points, {stored} already stored, {todo} to run" + (
+        f" ({repeats} repeat others)" if repeats else ""
+    )
 
 
-def _execute(groups: list[list[tuple[dict, tuple[Experiment, Arch]]]], client: Any):
-    """Yield (group, summaries) as groups finish, locally or on a Dask client."""
+def _progress_every(total: int, progress: Callable[[str], None]) -> Callable[[], None]:
+    """A callback counting finished points and reporting about `_PROGRESS_LINES` times."""
+    step, done = max(1, math.ceil(total / _PROGRESS_LINES)), 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if done % step == 0 or done == total:
+            progress(f"  {done}/{total} points done")
+
+    return tick
+
+
+@dataclass(frozen=True)
+class Task:
+    """Points of one workload to simulate: (ordinal, key, arch, simulation options) each."""
+
+    workload_key: str
+    workload: Experiment
+    items: tuple[tuple[int, str, Arch, SimulationSpec], ...]
+
+
+def _tasks(grid: Grid, resolver: Resolver, todo: _Ordinals) -> Iterator[Task]:
+    """The points still to run, lazily, as tasks of up to `CHUNK` points of one workload."""
+    for group in grid.groups():
+        chunk: list[tuple[int, Resolved]] = []
+        for ordinal in filter(todo.__contains__, group):
+            chunk.append((ordinal, resolver.resolve(grid.point(ordinal))))
+            if len(chunk) == CHUNK:
+                yield _task(chunk)
+                chunk = []
+        if chunk:
+            yield _task(chunk)
+
+
+def _task(chunk: list[tuple[int, Resolved]]) -> Task:
+    first = chunk[0][1]
+    return Task(first.workload_key, first.workload, tuple((o, r.key, r.arch, r.simulation) for o, r in chunk))
+
+
+def run_task(task: Task, graphs: dict[str, Simulator] | None = None) -> list[tuple[int, str, dict[str, Any]]]:
+    """Simulate a task's points (a Dask task); `graphs` caches the workload's simulator."""
+    return list(_iter_task(task, _WORKER_GRAPHS if graphs is None else graphs))
+
+
+_WORKER_GRAPHS: dict[str, Simulator] = {}  # per process: the last workload's simulator
+
+
+def _iter_task(task: Task, graphs: dict[str, Simulator]) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    simulator = graphs.get(task.workload_key)
+    if simulator is None:
+        graphs.clear()
+        simulator = graphs[task.workload_key] = Simulator(task.workload.build())
+    for ordinal, key, arch, spec in task.items:
+        result = simulator.run(arch, attention=spec.attention, fuse_elementwise=spec.fuse_elementwise)
+        yield ordinal, key, result.summary()
+
+
+def _results(tasks: Iterable[Task], client: Any) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(ordinal, key, summary) of every point as it finishes, locally or on a Dask client."""
     if client is None:
-        for group in groups:
-            yield group, run_group([item for _, item in group])
+        graphs: dict[str, Simulator] = {}
+        for task in tasks:
+            yield from _iter_task(task, graphs)
         return
     from distributed import as_completed
 
-    futures = {client.submit(run_group, [item for _, item in group], pure=False): group for group in groups}
-    for future in as_completed(futures):
-        yield futures[future], future.result()
+    tasks = iter(tasks)
+    pending = as_completed([client.submit(run_task, t, pure=False) for t in itertools.islice(tasks, WINDOW)])
+    for future in pending:
+        yield from future.result()
+        for task in itertools.islice(tasks, 1):
+            pending.add(client.submit(run_task, task, pure=False))
+
+
+class _Ordinals:
+    """A set of point ordinals as a bitmap: one bit per grid point."""
+
+    def __init__(self, size: int, members: Iterable[int]) -> None:
+        self.bits, self.count = bytearray((size + 7) // 8), 0
+        for m in members:
+            self.bits[m >> 3] |= 1 << (m & 7)
+            self.count += 1
+
+    def __contains__(self, ordinal: int) -> bool:
+        return bool(self.bits[ordinal >> 3] >> (ordinal & 7) & 1)
 
 
 def dask_client(address: str, workers: int = 2) -> Any:
@@ -180,6 +386,32 @@ def dask_client(address: str, workers: int = 2) -> Any:
         raise InputError(f"cannot reach the Dask scheduler at '{address}' ({exc})") from None
 
 
+def _split(point: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    parts: dict[str, dict[str, Any]] = {"arch": {}, "workload": {}, "simulation": {}}
+    for key, value in point.items():
+        parts[_kind(key)][key] = value
+    return parts
+
+
+def _text(settings: Mapping[str, Any]) -> str:
+    """Canonical text of settings (types kept apart: 1, 1.0, True and '1' differ)."""
+    return json.dumps(list(settings.items()), default=lambda o: f"{type(o).__name__}:{o!r}")
+
+
+def _file_digest(base_dir: Path, value: Any) -> str | None:
+    """sha256 of the file a file option names (as `Experiment.build` resolves it), if it is one."""
+    if not isinstance(value, str) or not value:
+        return None
+    for path in (base_dir / value, Path(value).expanduser()):
+        if path.is_file():
+            h = hashlib.sha256()
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            return h.hexdigest()
+    return None
+
+
 def _arch_overrides(point: Mapping[str, Any]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for key, value in point.items():
@@ -194,4 +426,4 @@ def _set(tree: dict[str, Any], path: list[str], value: Any) -> None:
     tree[path[-1]] = value
 
 
-__all__ = ["dask_client", "points", "run_group", "run_sweep", "validate", "variant"]
+__all__ = ["Grid", "Resolver", "dask_client", "points", "run_sweep", "run_task", "validate", "variant"]
