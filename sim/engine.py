@@ -1,21 +1,28 @@
-"""The simulation engine: lower an OpGraph, evaluate unique kernels once, assemble a Result.
+"""The simulation engine: apply passes, lower, evaluate unique kernels once, schedule, assemble.
 
-Data flows one way: OpGraph + Arch -> kernel table -> unique kernels -> Numba cost models ->
-per-kernel metrics -> per-op sums (x op.repeat) -> serial schedule -> Result.
+Data flows one way: OpGraph (+ passes) + Arch -> kernel table -> unique kernels -> Numba cost
+models -> per-kernel metrics -> per-op totals -> schedule -> Result.
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from workloads.errors import unknown
 from workloads.ir import OpGraph
+from workloads.passes import apply_passes
 
 from .arch import VECTOR_CLASSES, Arch
 from .cost import METRICS, Hardware, evaluate
 from .cost.systolic import dataflow_code
 from .lower import ATTENTION_MODES, COLUMNS, Kernels, lower
 from .results import Result
+
+Passes = Sequence[Mapping[str, Any]]
 
 
 def hardware(arch: Arch) -> Hardware:
@@ -58,30 +65,60 @@ def evaluate_kernels(kernels: Kernels, arch: Arch) -> np.ndarray:
     return metrics[inverse.reshape(-1)]
 
 
+def _passes_with(passes: Passes | None, fuse_elementwise: bool) -> list[Mapping[str, Any]]:
+    """`passes`, plus the `fuse_elementwise` pass for the legacy `fuse_elementwise=True`."""
+    out = list(passes or [])
+    if fuse_elementwise and not any(p.get("name") == "fuse_elementwise" for p in out if isinstance(p, Mapping)):
+        out.append({"name": "fuse_elementwise"})
+    return out
+
+
 class Simulator:
-    """Simulates one graph on many archs: each distinct lowering (attention mode, epilogue
-    fusion, attention tile) is built once and reused, as design-space sweeps need."""
+    """Simulates one graph on many archs: each distinct pass list and lowering (attention
+    mode, attention tile) is built once and reused, as design-space sweeps need."""
 
     def __init__(self, graph: OpGraph) -> None:
         self.graph = graph
-        self._lowered: dict[tuple[str, bool, tuple[int, int]], Kernels] = {}
+        self._graphs: dict[str, OpGraph] = {}
+        self._lowered: dict[tuple[str, str, tuple[int, int]], Kernels] = {}
 
-    def run(self, arch: Arch, *, attention: str = "fused", fuse_elementwise: bool = False) -> Result:
+    def transformed(self, passes: Passes | None = None) -> OpGraph:
+        """The graph after `passes` (cached per pass list)."""
+        key = json.dumps(list(passes or []), sort_keys=True, default=str)
+        if key not in self._graphs:
+            self._graphs[key] = apply_passes(self.graph, passes) if passes else self.graph
+        return self._graphs[key]
+
+    def run(
+        self, arch: Arch, *, attention: str = "fused", fuse_elementwise: bool = False, passes: Passes | None = None
+    ) -> Result:
         """Simulate one invocation of the graph on `arch` (see `simulate`)."""
         if attention not in ATTENTION_MODES:
             raise unknown("attention lowering", attention, ATTENTION_MODES)
-        key = (attention, fuse_elementwise, (arch.attention.tile_q, arch.attention.tile_kv))
+        passes = _passes_with(passes, fuse_elementwise)
+        graph = self.transformed(passes)
+        tile = (arch.attention.tile_q, arch.attention.tile_kv)
+        key = (json.dumps(passes, sort_keys=True, default=str), attention, tile)
         if key not in self._lowered:
-            self._lowered[key] = lower(self.graph, attention, fuse_elementwise=fuse_elementwise, tile=key[2])
+            self._lowered[key] = lower(graph, attention, tile=tile)
         kernels = self._lowered[key]
         metrics = evaluate_kernels(kernels, arch)
-        return Result.assemble(self.graph.name, self.graph.ops(), kernels, metrics, arch, attention, fuse_elementwise)
+        return Result.assemble(graph, kernels, metrics, arch, attention, fuse_elementwise, passes)
 
 
-def simulate(graph: OpGraph, arch: Arch, *, attention: str = "fused", fuse_elementwise: bool = False) -> Result:
+def simulate(
+    graph: OpGraph,
+    arch: Arch,
+    *,
+    attention: str = "fused",
+    fuse_elementwise: bool = False,
+    passes: Passes | None = None,
+) -> Result:
     """Simulate one invocation of `graph` on `arch`.
 
     `attention`: 'fused' (Flash-style, scores on chip) or 'unfused' (scores through DRAM).
-    `fuse_elementwise`: fold activations/elementwise ops into the GEMM producing their input.
+    `passes`: graph passes applied first (`workloads.apply_passes`), e.g.
+    `[{"name": "precision", "by_class": {"linear": "fp8"}}]`.
+    `fuse_elementwise`: shorthand for the `fuse_elementwise` pass.
     """
-    return Simulator(graph).run(arch, attention=attention, fuse_elementwise=fuse_elementwise)
+    return Simulator(graph).run(arch, attention=attention, fuse_elementwise=fuse_elementwise, passes=passes)

@@ -8,7 +8,8 @@
 
 from .builder import GraphBuilder, Tensor
 from .errors import InputError
-from .ir import GEMM_KINDS, OP_CLASSES, Op, OpGraph, OpKind, op_class
+from .ir import GEMM_KINDS, OP_CLASSES, Op, OpGraph, OpKind, PlanStep, Precision, op_class
+from .passes import apply_passes
 from .registry import ModelSpec, build, registry
 
 __all__ = [
@@ -20,7 +21,10 @@ __all__ = [
     "Op",
     "OpGraph",
     "OpKind",
+    "PlanStep",
+    "Precision",
     "Tensor",
+    "apply_passes",
     "build",
     "op_class",
     "registry",

@@ -5,14 +5,25 @@ GEMM-like kinds: conv, linear, attention), vector work (element operations of th
 kinds), bytes touched, and tags (pipeline stage, block path, attention taxonomy). The
 simulator lowers ops to kernels; builders never look at hardware.
 
-`Op.repeat` says how many times the op runs per pipeline invocation: 50 denoising steps are
-one UNet graph whose ops have `repeat=50`, so identical steps are evaluated once.
+The step plan: a pipeline is a sequence of stages (text encoder, denoiser, decoder, ...); an
+op inside a loop (the denoising loop, autoregressive decoding) runs once per step of that loop.
+`Op.steps` lists the loop steps an op runs in (`None`: every step, `range(repeat)`), and
+`Op.repeat` is how many times it runs per pipeline invocation. Step-level transforms (skip the
+first K steps, reuse deep features on some steps, compute on deltas) give ops different step
+sets, or add per-step variants of an op; identical ops are still evaluated once.
+`OpGraph.step_plan()` lists the resulting steps in execution order.
+
+Precision: `Op.precision` holds the dtypes of an op's inputs, weights, outputs and
+accumulation when a pass has set them (`workloads.passes`); `None` means the op runs at the
+hardware's native operand type. `Op.dtypes` always gives the dtypes (the model's by default).
+Annotations (`Op.annotations`: sparsity, approximation, epilogue fusion) are set by passes,
+never by builders.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from types import MappingProxyType
@@ -23,9 +34,44 @@ import pandas as pd
 
 Shape = tuple[int, ...]
 
-DTYPE_BYTES: Mapping[str, int] = MappingProxyType(
-    {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "int32": 4, "int64": 8}
+DTYPE_BITS: Mapping[str, int] = MappingProxyType(
+    {"fp32": 32, "fp16": 16, "bf16": 16, "fp8": 8, "int8": 8, "int4": 4, "int32": 32, "int64": 64}
 )
+DTYPE_BYTES: Mapping[str, int] = MappingProxyType({k: v // 8 for k, v in DTYPE_BITS.items() if v >= 8})
+# Dtypes of GEMM operands and results a precision pass may choose.
+COMPUTE_DTYPES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Dtypes of one op: its activation inputs, weights, outputs and accumulator.
+
+    `scores` is the dtype attention materializes its score matrix in (None: `outputs`), e.g.
+    fp32 for SD 2.1's `upcast_attention`.
+    """
+
+    inputs: str = "fp16"
+    weights: str = "fp16"
+    outputs: str = "fp16"
+    accum: str = "fp32"
+    scores: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("inputs", "weights", "outputs", "accum", "scores"):
+            value = getattr(self, name)
+            if value is not None and value not in DTYPE_BITS:
+                raise ValueError(f"unknown dtype {value!r} for {name}; expected one of {', '.join(DTYPE_BITS)}")
+
+    @classmethod
+    def uniform(cls, dtype: str) -> Precision:
+        """Every operand in `dtype`, accumulation in fp32 (int32 for integer types)."""
+        return cls(dtype, dtype, dtype, "int32" if dtype.startswith("int") else "fp32")
+
+    @property
+    def compute(self) -> str:
+        """The dtype the MACs run in: the wider of inputs and weights (weight-only quantized
+        weights are dequantized to the activations' type)."""
+        return max(self.inputs, self.weights, key=lambda d: DTYPE_BITS[d])
 
 
 class OpKind(str, Enum):
@@ -103,6 +149,39 @@ class Op:
     block: str = ""
     repeat: int = 1
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    steps: tuple[int, ...] | None = None
+    precision: Precision | None = None
+    annotations: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.steps is not None:
+            steps = tuple(int(s) for s in self.steps)
+            if len(set(steps)) != len(steps) or any(s < 0 for s in steps):
+                raise ValueError(f"op {self.name!r}: steps must be distinct non-negative indices")
+            if self.repeat != len(steps):
+                raise ValueError(
+                    f"op {self.name!r}: repeat {self.repeat} != {len(steps)} steps; use Op.in_steps(...)"
+                )
+            object.__setattr__(self, "steps", steps)
+
+    def in_steps(self, steps: Iterable[int]) -> Op:
+        """This op running in the given loop steps (its repeat follows)."""
+        steps = tuple(sorted(set(int(s) for s in steps)))
+        return replace(self, steps=steps, repeat=len(steps))
+
+    @property
+    def step_indices(self) -> tuple[int, ...]:
+        """The loop steps the op runs in (0..repeat-1 unless a step transform chose others)."""
+        return self.steps if self.steps is not None else tuple(range(self.repeat))
+
+    @property
+    def dtypes(self) -> Precision:
+        """The op's dtypes: set by a precision pass, else the model's dtype throughout."""
+        return self.precision or Precision.uniform(self.dtype)
+
+    def annotate(self, **annotations: Any) -> Op:
+        """A copy with `annotations` added (passes use this; builders never do)."""
+        return replace(self, annotations={**self.annotations, **annotations})
 
     @property
     def flops(self) -> int:
@@ -129,6 +208,17 @@ class Op:
         return self.params * self.word_bytes
 
 
+@dataclass(frozen=True)
+class PlanStep:
+    """One entry of a step plan: a label, its stage, its loop step (None: runs once) and the
+    indices (into `OpGraph.ops()`) of the ops it runs."""
+
+    label: str
+    stage: str
+    step: int | None
+    ops: tuple[int, ...]
+
+
 class OpGraph:
     """A model as a DAG of `Op`s. Nodes are op names; edges are tensors flowing between ops."""
 
@@ -150,7 +240,7 @@ class OpGraph:
         self._order = None
 
     def extend(self, other: OpGraph, *, after: tuple[str, ...] = (), **changes: Any) -> None:
-        """Append all ops of `other`, applying `changes` (e.g. repeat, stage) to each op.
+        """Append all ops of `other`, applying `changes` (e.g. repeat, steps, stage) to each op.
 
         Source ops of `other` get edges from the ops named in `after`, so composed pipelines
         stay one DAG (text encoder -> denoiser -> decoder).
@@ -160,6 +250,19 @@ class OpGraph:
             if not deps:
                 deps = after
             self.add(replace(op, **changes) if changes else op, deps)
+
+    def copy(self, name: str | None = None) -> OpGraph:
+        """A new graph with the same ops and edges (ops are immutable and shared)."""
+        return OpGraph(name or self.name, self.graph.copy())
+
+    def with_ops(self, changed: Mapping[str, Op]) -> OpGraph:
+        """A copy in which the ops named in `changed` are replaced (same names, same edges)."""
+        out = self.copy()
+        for name, op in changed.items():
+            if op.name != name or name not in out.graph:
+                raise ValueError(f"cannot replace op {name!r} by {op.name!r}")
+            out.graph.nodes[name]["op"] = op
+        return out
 
     # -- queries -----------------------------------------------------------------------
     def ops(self) -> list[Op]:
@@ -185,6 +288,25 @@ class OpGraph:
     def sinks(self) -> tuple[str, ...]:
         """Names of ops nothing depends on (the graph's outputs)."""
         return tuple(n for n in self.graph.nodes if self.graph.out_degree(n) == 0)
+
+    def step_plan(self) -> list[PlanStep]:
+        """The pipeline's steps in execution order: for each stage (in order of first op), its
+        ops that run once, then one entry per loop step (`stage:step<i>`). Every op appears in
+        the entries of the steps it runs in; identical steps share ops (evaluated once)."""
+        stages: dict[str, tuple[list[int], dict[int, list[int]]]] = {}
+        for i, op in enumerate(self.ops()):
+            once, loop = stages.setdefault(op.stage, ([], {}))
+            if op.steps is None and op.repeat == 1:
+                once.append(i)
+            else:
+                for s in op.step_indices:
+                    loop.setdefault(s, []).append(i)
+        plan = []
+        for stage, (once, loop) in stages.items():
+            if once:
+                plan.append(PlanStep(stage, stage, None, tuple(once)))
+            plan += [PlanStep(f"{stage}:step{s}", stage, s, tuple(loop[s])) for s in sorted(loop)]
+        return plan
 
     def total_params(self) -> int:
         """Parameters of the model (each op counted once, whatever its repeat)."""

@@ -5,6 +5,10 @@
 - Vector kernels (vector unit): elements, op class, DRAM words in/out, norm passes.
 - Move kernels (DMA): words read and written, no compute.
 
+Operand widths: `a_bits`, `b_bits`, `c_bits` are the bits per element of A, B and C as a
+precision pass set them (0: the arch's native word), `mac_dtype` the index in
+`workloads.ir.COMPUTE_DTYPES` of the dtype the MACs run in (-1: native).
+
 Attention lowers two ways. Unfused: QK^T writes the score matrix to DRAM, softmax reads and
 writes it, PV reads it. Fused (Flash-style): the same GEMMs with the scores kept on chip and an
 on-chip online softmax (with its rescaling work). The cost models never see op kinds or names.
@@ -18,7 +22,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from workloads.ir import CONV_KINDS, Op, OpGraph, OpKind, numel
+from workloads.ir import COMPUTE_DTYPES, CONV_KINDS, DTYPE_BITS, Op, OpGraph, OpKind, numel
 
 from ..arch import VECTOR_CLASSES
 
@@ -38,6 +42,7 @@ class Unit(IntEnum):
 COLUMNS = (
     "op", "unit", "m", "k", "n", "count", "a_dram", "b_dram", "c_dram",
     "vclass", "elements", "words_in", "words_out", "multipass", "par", "launches", "overlap",
+    "a_bits", "b_bits", "c_bits", "mac_dtype",
 )  # fmt: skip
 _VCLASS = {name: i for i, name in enumerate(VECTOR_CLASSES)}
 
@@ -80,9 +85,9 @@ def _attention(op: Op, mode: str, tile: tuple[int, int]) -> list[dict]:
     scores = bh * lq * lk
     if mode == "unfused":
         return [
-            _gemm(lq, d, lk, bh),  # S = Q K^T -> DRAM
+            {**_gemm(lq, d, lk, bh), "role": "qk"},  # S = Q K^T -> DRAM
             _vector("softmax", scores, scores, scores),  # P = softmax(S), DRAM -> DRAM
-            _gemm(lq, lk, dv, bh),  # O = P V, P read back from DRAM
+            {**_gemm(lq, lk, dv, bh), "role": "pv"},  # O = P V, P read back from DRAM
         ]
     # one fused kernel: Q, K, V read, O written; S and P stay on chip, and the online softmax
     # runs on the vector unit while the array computes the next tile (overlapped). Queries and
@@ -126,49 +131,43 @@ def lower_op(op: Op, attention: str = "fused", tile: tuple[int, int] = (1, 1)) -
     return [_vector(vclass, words_out, words_in, words_out, multipass=int(vclass == "norm"), par=par)]
 
 
-def epilogues(graph: OpGraph) -> dict[str, str]:
-    """Elementwise/activation ops fusable into the GEMM producing their input: consumer -> producer.
-
-    A GEMM (conv, linear, matmul) whose output feeds only one activation or elementwise op
-    no larger than it (bias add, SiLU, GEGLU gate) writes that op's result instead of its own:
-    one kernel and one DRAM round trip less.
-    """
-    fused = {}
-    g = graph.graph
-    for op in graph.ops():
-        if op.kind not in (OpKind.ACTIVATION, OpKind.ELEMENTWISE):
-            continue
-        for name in g.predecessors(op.name):
-            producer = graph[name]
-            sole_consumer = g.out_degree(name) == 1
-            if producer.kind in _EPILOGUE_HOSTS and sole_consumer and numel(op.output) <= numel(producer.output):
-                fused[op.name] = name
-                break
-    return fused
+def _widths(op: Op, kernel: dict) -> dict:
+    """Operand widths of a kernel of `op` (all native unless a precision pass set them)."""
+    p = op.precision
+    if p is None:
+        return {**kernel, "mac_dtype": -1}
+    scores = DTYPE_BITS[p.scores or p.outputs]
+    if kernel["unit"] != Unit.GEMM:
+        a, c = (scores, scores) if op.kind is OpKind.ATTENTION else (DTYPE_BITS[p.inputs], DTYPE_BITS[p.outputs])
+        return {**kernel, "a_bits": a, "c_bits": c, "mac_dtype": -1}
+    a, b, c = DTYPE_BITS[p.inputs], DTYPE_BITS[p.weights], DTYPE_BITS[p.outputs]
+    if op.kind is OpKind.ATTENTION:  # QK^T: Q x K -> S; PV: P x V -> O (S and P in `scores`)
+        b = a
+        if kernel["c_dram"] == 1 and kernel.get("role") == "qk":
+            c = scores
+        if kernel["a_dram"] == 1 and kernel.get("role") == "pv":
+            a = scores
+    return {**kernel, "a_bits": a, "b_bits": b, "c_bits": c, "mac_dtype": COMPUTE_DTYPES.index(p.compute)}
 
 
-_EPILOGUE_HOSTS = frozenset({OpKind.CONV1D, OpKind.CONV2D, OpKind.CONV3D, OpKind.LINEAR, OpKind.MATMUL})
-
-
-def lower(
-    graph: OpGraph, attention: str = "fused", *, fuse_elementwise: bool = False, tile: tuple[int, int] = (1, 1)
-) -> Kernels:
+def lower(graph: OpGraph, attention: str = "fused", *, tile: tuple[int, int] = (1, 1)) -> Kernels:
     """The kernel table of `graph.ops()` (in order); the `op` column indexes into that list.
 
     `tile` is the (query, key) tile of fused attention kernels (the arch's `attention` section).
+    Epilogue fusion is read from the `fuse_elementwise` pass's annotations: the producing GEMM
+    keeps its output on chip, the fused op reads only its other inputs and is not launched.
     """
     if attention not in ATTENTION_MODES:
         raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
-    fused = epilogues(graph) if fuse_elementwise else {}
-    hosts = set(fused.values())
     rows = []
     for i, op in enumerate(graph.ops()):
         kernels = lower_op(op, attention, tile)
-        if op.name in hosts:
+        if op.annotations.get("epilogue"):
             kernels[0]["c_dram"] = 0
-        if op.name in fused:
-            kernels[0]["words_in"] -= numel(graph[fused[op.name]].output)
+        producer = op.annotations.get("epilogue_of")
+        if producer is not None:
+            kernels[0]["words_in"] -= numel(graph[producer].output)
             kernels[0]["launches"] = 0
-        rows += [{"op": i, **kernel} for kernel in kernels]
+        rows += [{"op": i, **_widths(op, kernel)} for kernel in kernels]
     cols = {c: np.fromiter((r.get(c, 0) for r in rows), dtype=np.int64, count=len(rows)) for c in COLUMNS}
     return Kernels(cols)

@@ -16,18 +16,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workloads.ir import Op
+from workloads.ir import Op, OpGraph, PlanStep
 
 from ..arch import Arch
 from ..cost import METRICS
 from ..lower import Kernels, Unit
+from ..schedule import Schedule, serial
 
 _M = {name: j for j, name in enumerate(METRICS)}
 
 
 @dataclass(frozen=True)
 class Result:
-    """Outcome of `sim.simulate`: `ops` (one row per op, in execution order) and metadata."""
+    """Outcome of `sim.simulate`: `ops` (one row per op, in execution order), `steps` (one row
+    per step-plan entry: each stage's run-once part and each loop step), and metadata."""
 
     name: str
     arch: Arch
@@ -35,19 +37,23 @@ class Result:
     ops: pd.DataFrame
     fuse_elementwise: bool = False
     kernel_data: tuple = field(default=(), repr=False, compare=False)  # (ops, kernels, metrics, repeat)
+    steps: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
+    passes: tuple = ()
+    schedule: Schedule | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def assemble(
         cls,
-        name: str,
-        ops: Sequence[Op],
+        graph: OpGraph,
         kernels: Kernels,
         metrics: np.ndarray,
         arch: Arch,
         attention: str,
         fuse_elementwise: bool = False,
+        passes: Sequence[Any] = (),
     ) -> Result:
-        """Sum kernel metrics per op, scale by repeats, add launch overhead, schedule serially."""
+        """Sum kernel metrics per op, scale by repeats, schedule the step plan serially."""
+        ops = graph.ops()
         n = len(ops)
         idx = kernels.cols["op"]
         per_op = {m: np.bincount(idx, weights=metrics[:, j], minlength=n) for m, j in _M.items()}
@@ -57,27 +63,28 @@ class Result:
         repeat = np.array([op.repeat for op in ops], dtype=np.float64)
         # true work: padded tiles (fused attention) cost cycles but are not MACs
         per_op["macs"] = np.array([op.macs for op in ops], dtype=np.float64)
+        hz = arch.frequency_mhz * 1e6
+        busy_call = per_op["compute_cycles"] + per_op["stall_cycles"]
         launches = np.bincount(idx, weights=kernels.cols["launches"], minlength=n)
-        launch = _launch_cycles(ops, launches, repeat, arch)
+        per_launch_s = arch.host.launch_overhead_us * 1e-6
+        plan = graph.step_plan()
+        if arch.host.graph_capture:  # one replay of the captured graph per plan entry
+            schedule = serial(plan, busy_call / hz, np.zeros(n), per_launch_s)
+        else:
+            schedule = serial(plan, busy_call / hz, launches * per_launch_s)
+        launch = np.bincount(schedule.op, weights=schedule.idle_s, minlength=n) * hz
         w = arch.word_bytes
         compute = per_op["compute_cycles"] * repeat
         stall = per_op["stall_cycles"] * repeat
         busy = compute + stall
         cycles = busy + launch
-        hz = arch.frequency_mhz * 1e6
         time_s = cycles / hz
-        end = np.cumsum(time_s)
-        e = arch.energy
-        lanes = arch.vector.lanes * arch.cores
-        energy_pj = repeat * (
-            e.mac_pj * per_op["macs"]
-            + e.sram_pj_per_byte * w * (per_op["sram_read_words"] + per_op["sram_write_words"] + per_op["l2_read_words"])
-            + e.dram_pj_per_byte * w * (per_op["dram_read_words"] + per_op["dram_write_words"])
-            + e.vector_op_pj * lanes * per_op["vector_cycles"]
-        )
+        start, end = schedule.op_span(n)
+        energy_call = _energy_pj(per_op, arch) * 1e-12
         first = _first_gemm(kernels, n)
         with np.errstate(divide="ignore", invalid="ignore"):
             util = np.where(busy > 0, per_op["macs"] * repeat / (busy * arch.peak_macs_per_cycle), 0.0)
+            per_call = np.where(repeat > 0, (busy + launch) / repeat, 0.0)
         frame = pd.DataFrame(
             {
                 "op": [op.name for op in ops],
@@ -94,7 +101,7 @@ class Result:
                 "N": first["n"],
                 "gemm_count": first["count"],
                 "macs": (per_op["macs"] * repeat).astype(np.int64),
-                "cycles_per_call": (busy / repeat + launch / repeat),
+                "cycles_per_call": per_call,
                 "cycles": cycles,
                 "compute_cycles": compute,
                 "stall_cycles": stall,
@@ -107,13 +114,18 @@ class Result:
                 "l2_read_bytes": per_op["l2_read_words"] * repeat * w,
                 "sram_read_bytes": per_op["sram_read_words"] * repeat * w,
                 "sram_write_bytes": per_op["sram_write_words"] * repeat * w,
-                "energy_j": energy_pj * 1e-12,
+                "energy_j": energy_call * repeat,
                 "time_s": time_s,
-                "start_s": np.concatenate(([0.0], end[:-1])),
+                "start_s": start,
                 "end_s": end,
             }
         )
-        return cls(name, arch, attention, frame, fuse_elementwise, (ops, kernels, metrics, repeat))
+        dram_call = (per_op["dram_read_words"] + per_op["dram_write_words"]) * w
+        steps = _steps(plan, schedule, {"dram_bytes": dram_call, "energy_j": energy_call, "macs": per_op["macs"]})
+        return cls(
+            graph.name, arch, attention, frame, fuse_elementwise, (ops, kernels, metrics, repeat), steps,
+            tuple(passes), schedule,
+        )  # fmt: skip
 
     @cached_property
     def kernels(self) -> pd.DataFrame:
@@ -165,14 +177,16 @@ class Result:
             "energy_j": float(o["energy_j"].sum()),
             "by_class": {k: float(v) for k, v in self.by("op_class").items()},
             "by_stage": {k: float(v) for k, v in self.by("stage").items()},
+            "by_step": {k: float(v) for k, v in zip(self.steps["step"], self.steps["time_s"])},
         }
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        """Write ops.csv, kernels.csv, by_class.csv, by_stage.csv, cores.csv and summary.json."""
+        """Write ops.csv, kernels.csv, by_class.csv, by_stage.csv, cores.csv, steps.csv and summary.json."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "ops.csv", out / "by_class.csv", out / "by_stage.csv", out / "summary.json"]
-        paths += [out / "kernels.csv", out / "cores.csv"]
+        paths += [out / "kernels.csv", out / "cores.csv", out / "steps.csv"]
+        self.steps.to_csv(paths[6], index=False)
         self.kernels.to_csv(paths[4], index=False)
         self.core_utilization().to_csv(paths[5])
         self.ops.to_csv(paths[0], index=False)
@@ -209,19 +223,39 @@ def _kernel_table(ops: Sequence[Op], kernels: Kernels, metrics: np.ndarray, repe
     return frame
 
 
-def _launch_cycles(ops: Sequence[Op], launches: np.ndarray, repeat: np.ndarray, arch: Arch) -> np.ndarray:
-    """Host launch overhead per op: launches x latency, or one launch per captured stage graph."""
-    per_launch = arch.host.launch_overhead_us * arch.frequency_mhz
-    if not arch.host.graph_capture:
-        return launches * repeat * per_launch
-    out = np.zeros(len(ops))
-    seen: set[tuple[str, int]] = set()
-    for i, op in enumerate(ops):
-        key = (op.stage, op.repeat)
-        if key not in seen:
-            seen.add(key)
-            out[i] = op.repeat * per_launch
-    return out
+def _energy_pj(per_op: dict[str, np.ndarray], arch: Arch) -> np.ndarray:
+    """Energy of one call of each op, in pJ."""
+    e, w = arch.energy, arch.word_bytes
+    lanes = arch.vector.lanes * arch.cores
+    return (
+        e.mac_pj * per_op["macs"]
+        + e.sram_pj_per_byte * w * (per_op["sram_read_words"] + per_op["sram_write_words"] + per_op["l2_read_words"])
+        + e.dram_pj_per_byte * w * (per_op["dram_read_words"] + per_op["dram_write_words"])
+        + e.vector_op_pj * lanes * per_op["vector_cycles"]
+    )
+
+
+def _steps(plan: Sequence[PlanStep], schedule: Schedule, per_call: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per plan entry in execution order: its label, stage, loop step, time, start and
+    end, and the per-call quantities of its ops summed."""
+    k = len(plan)
+    duration = schedule.end_s - schedule.start_s
+    first = np.full(k, np.inf)
+    np.minimum.at(first, schedule.entry, schedule.start_s)
+    last = np.zeros(k)
+    np.maximum.at(last, schedule.entry, schedule.end_s)
+    return pd.DataFrame(
+        {
+            "step": [p.label for p in plan],
+            "stage": [p.stage for p in plan],
+            "index": pd.array([p.step for p in plan], dtype="Int64"),
+            "ops": [len(p.ops) for p in plan],
+            "time_s": np.bincount(schedule.entry, weights=duration, minlength=k),
+            "start_s": np.where(np.isinf(first), 0.0, first),
+            "end_s": last,
+            **{name: schedule.per_entry(values, k) for name, values in per_call.items()},
+        }
+    )
 
 
 def _first_gemm(kernels: Kernels, n: int) -> dict[str, np.ndarray]:

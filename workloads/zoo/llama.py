@@ -131,13 +131,14 @@ def build_pipeline(prompt_len: int, gen_tokens: int, batch: int, kv_buckets: int
     )
     graph.extend(prefill)
     last = prefill.sinks()
+    first = 0  # the first decode step of the bucket
     for kv_len, repeat in decode_buckets(prompt_len, gen_tokens - 1, kv_buckets):
         step = forward_graph(
             f"llama2_7b.decode_kv{kv_len}", "decode", cfg, batch, 1, kv_len - 1, kv_cache,
             prefix=f"decode_kv{kv_len}", sample=True,
         )  # fmt: skip
-        graph.extend(step, after=last, repeat=repeat, params=0)
-        last = step.sinks()
+        graph.extend(step, after=last, repeat=repeat, steps=range(first, first + repeat), params=0)
+        last, first = step.sinks(), first + repeat
     return graph
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ...builder import GraphBuilder, Tensor
 from ...ir import OpGraph
@@ -156,6 +156,7 @@ class KVBucket:
 
     kv_len: int
     steps: int
+    start: int = 0  # the first decoding step of the bucket
 
 
 def kv_buckets(steps: int, buckets: int, prefix: int = 0) -> tuple[KVBucket, ...]:
@@ -169,7 +170,8 @@ def kv_buckets(steps: int, buckets: int, prefix: int = 0) -> tuple[KVBucket, ...
     n = min(buckets, steps)
     bounds = [round(i * steps / n) for i in range(n + 1)]
     return tuple(
-        KVBucket(kv_len=prefix + (lo + 1 + hi + 1) // 2, steps=hi - lo) for lo, hi in itertools.pairwise(bounds)
+        KVBucket(kv_len=prefix + (lo + 1 + hi + 1) // 2, steps=hi - lo, start=lo)
+        for lo, hi in itertools.pairwise(bounds)
     )
 
 
@@ -189,18 +191,18 @@ def decode_step(
     x: Tensor,
     buckets: tuple[KVBucket, ...],
     cross: list[tuple[Tensor, Tensor]] | None = None,
-) -> tuple[Tensor, dict[str, int]]:
+) -> tuple[Tensor, dict[str, range]]:
     """One decoding step of all layers on the new token (B, 1, d_model).
 
-    Returns the output and, for each self-attention op, the number of steps it stands for
-    (its bucket's `steps`): a pipeline appends the step with those ops repeated that often
-    and every other op repeated once per step (`append`).
+    Returns the output and, for each self-attention op, the decoding steps it stands for (its
+    bucket's): a pipeline appends the step with those ops running in those steps and every
+    other op in every step (`append`).
     """
     if cfg.cross != (cross is not None):
         raise ValueError("a decoder with cross-attention needs the projected cross keys/values")
     if not buckets:
         raise ValueError("a decoding step needs at least one KV bucket")
-    repeats: dict[str, int] = {}
+    repeats: dict[str, range] = {}
     for i in range(cfg.layers):
         with b.scope("layers", i):
             x = _decode_layer(b, cfg, x, buckets, cross[i] if cross else None, repeats)
@@ -213,7 +215,7 @@ def _decode_layer(
     x: Tensor,
     buckets: tuple[KVBucket, ...],
     cross: tuple[Tensor, Tensor] | None,
-    repeats: dict[str, int],
+    repeats: dict[str, range],
 ) -> Tensor:
     n, _, d = x.shape
     h = _layer_norm(b, cfg, "self_attn_norm", x)
@@ -227,7 +229,7 @@ def _decode_layer(
         cache = Tensor((n, bucket.kv_len, d), written.src)
         name = "self_attn" if len(buckets) == 1 else f"self_attn.kv_bucket{j}"
         o = b.attention(name, query, cache, cache, cfg.heads, role="self", axis=cfg.axis, causal=True)
-        repeats[o.src[0]] = bucket.steps
+        repeats[o.src[0]] = range(bucket.start, bucket.start + bucket.steps)
     with b.scope("self_attn"):
         h = b.linear("out", o, d, bias=cfg.bias)
     x = b.add("self_attn_residual", x, h)
@@ -244,10 +246,11 @@ def _decode_layer(
 
 
 def append(
-    graph: OpGraph, other: OpGraph, *, after: tuple[str, ...], repeat: int, repeats: dict[str, int] | None = None
+    graph: OpGraph, other: OpGraph, *, after: tuple[str, ...], repeat: int, repeats: dict[str, range] | None = None
 ) -> None:
-    """`graph.extend(other, after=after, repeat=repeat)`, with per-op repeats from `repeats`."""
+    """`graph.extend(other, after=after, repeat=repeat)`: every op runs in decoding steps
+    0..repeat-1, except those `repeats` maps to their own steps (bucketed attention)."""
     repeats = repeats or {}
     for op in other.ops():
         deps = tuple(other.graph.predecessors(op.name)) or after
-        graph.add(replace(op, repeat=repeats.get(op.name, repeat)), deps)
+        graph.add(op.in_steps(repeats.get(op.name, range(repeat))), deps)
