@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import workloads
+from workloads.passes import parse as parse_passes
 from workloads.errors import InputError
 
 from ..arch import Arch, load_arch
@@ -46,6 +47,9 @@ class Experiment:
     arch: Any = field(metadata=doc("preset name, YAML path relative to the experiment, or mapping"))
     arch_overrides: dict[str, Any] = field(default_factory=dict, metadata=doc("nested keys merged over the arch"))
     simulation: SimulationSpec = field(default_factory=SimulationSpec, metadata=doc("simulation options"))
+    passes: Any = field(
+        default_factory=list, metadata=doc("graph passes applied in order: a list of {name: ..., options} (see README)")
+    )
     description: str = field(default="", metadata=doc("free text"))
     sweep: dict[str, Any] = field(
         default_factory=dict, metadata=doc("dotted key -> list of values (arch.*, workload.options.*, simulation.*)")
@@ -77,7 +81,7 @@ class Experiment:
         graph = self.build(source)
         return simulate(
             graph, arch, attention=attention or self.simulation.attention,
-            fuse_elementwise=self.simulation.fuse_elementwise,
+            fuse_elementwise=self.simulation.fuse_elementwise, passes=self.passes,
         )  # fmt: skip
 
 
@@ -88,5 +92,6 @@ def load_experiment(path: str | Path) -> Experiment:
     exp = from_mapping(Experiment, data, f"{path}:")
     if not isinstance(exp.arch, (str, dict)):
         raise InputError(f"expected a preset name, a path or a mapping, got {exp.arch!r}", where=f"{path}: arch")
+    parse_passes(exp.passes, where=f"{path}: passes")
     object.__setattr__(exp, "base_dir", path.resolve().parent)
     return exp
