@@ -1,0 +1,86 @@
+"""GPU calibration microbenchmarks: measure a real GPU so the simulator's presets can be set from
+measurements rather than datasheets.
+
+    python -m sim.calibrate --out DIR [--budget-s 480] [--families gemm,conv,...] [--quick]
+
+Families (each writes a tidy CSV into DIR; a failing benchmark is logged and skipped):
+
+  host       eager dispatch cost per kernel, CUDA-graph replay gap per kernel, bare launch  host.csv
+  gemm       F.linear / torch.matmul shape sweep + the 8192^3 peak                           gemm.csv
+  groupnorm  F.group_norm, with its stats / params / apply kernel split                      groupnorm.csv, groupnorm_kernels.csv
+  memory     d2d copy peak, elementwise, bias add, permutes, cat, upsample, LayerNorm, softmax  memory.csv
+  conv       SD-UNet conv2d layers, NCHW vs channels_last, cuDNN transpose kernels split out  conv.csv, conv_kernels.csv
+  attention  SDPA per backend (flash/efficient/cudnn/math/default) and unfused baddbmm path   attention.csv
+
+then `calibration.yaml`, the derived constants with the rows each comes from, and `log.txt`.
+Needs PyTorch with CUDA: without either it prints one line and exits 2. `--device cpu` runs the
+harness on the CPU with tiny sizes (`--quick`) for testing only; its numbers mean nothing.
+Nothing here imports torch until `main` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+FAMILIES = ("host", "gemm", "groupnorm", "memory", "conv", "attention")
+# Share of the remaining budget each family may use when it starts (in FAMILIES order).
+SHARES = {"host": 0.06, "gemm": 0.16, "groupnorm": 0.12, "memory": 0.3, "conv": 0.45, "attention": 1.0}
+
+__all__ = ["FAMILIES", "main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sim.calibrate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--budget-s", type=float, default=480.0, help="stop starting new benchmarks after this many seconds")
+    p.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated subset of {','.join(FAMILIES)}")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the harness)")
+    p.add_argument("--device", default="cuda", help="cuda (default) or cpu (harness test only: implies --quick)")
+    p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        print(f"sim.calibrate: unknown family {unknown[0]!r} (choose from {', '.join(FAMILIES)})", file=sys.stderr)
+        return 2
+    try:
+        import torch
+    except ImportError:
+        print("sim.calibrate: PyTorch is not installed (pip install torch with CUDA)", file=sys.stderr)
+        return 2
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("sim.calibrate: no CUDA device visible to PyTorch (torch.cuda.is_available() is False)", file=sys.stderr)
+        return 2
+    if args.device == "cpu":
+        args.quick = True
+
+    from . import _bench, summary
+
+    ctx = _bench.Context(torch, args.device, getattr(torch, args.dtype), args.out, args.budget_s, args.quick)
+    info = _bench.device_info(torch, args.device)
+    ctx.log(f"sim.calibrate on {info.get('device')} (driver {info.get('driver')}, torch {info.get('torch')}), "
+            f"families {','.join(families)}, budget {args.budget_s:.0f} s{' [quick]' if args.quick else ''}")
+    for fam in FAMILIES:
+        if fam not in families:
+            continue
+        ctx.begin_family(fam, SHARES[fam])
+        try:
+            if fam == "groupnorm":
+                from .memory import run_groupnorm as run
+            else:
+                run = __import__(f"{__name__}.{fam}", fromlist=["run"]).run
+            run(ctx)
+        except Exception as exc:  # a family that breaks outside its own guards
+            ctx.error(f"family {fam}", exc)
+    ctx.family_deadline = ctx.deadline
+    path = summary.write(args.out, info, ctx.rows, ctx.skipped, list(argv if argv is not None else sys.argv[1:]))
+    ctx.log(f"wrote {path} and {', '.join(sorted(f + '.csv' for f in ctx.rows))} to {os.path.abspath(args.out)}"
+            f" ({len(ctx.skipped)} skipped/failed)")
+    ctx.close()
+    return 0
