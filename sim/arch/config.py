@@ -9,14 +9,18 @@ Load presets by name (`load_arch("tpu_v1")`), YAML files, or dicts; override any
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from workloads.errors import InputError, unknown
+from workloads.ir import COMPUTE_DTYPES
 
+from ..energy import EnergyTable, load_table
 from .schema import child, doc, from_mapping, read_yaml
 
 VECTOR_CLASSES = ("norm", "softmax", "activation", "elementwise", "resample", "embedding")
@@ -31,6 +35,14 @@ class ArrayConfig:
     overlap_folds: bool = field(
         default=False,
         metadata=doc("overlap a fold's drain with the next fold's fill (faster; not SCALE-Sim compatible)"),
+    )
+    throughput: dict[str, float] = field(
+        default_factory=dict,
+        metadata={
+            **doc(f"MACs per PE per cycle by compute dtype ({', '.join(COMPUTE_DTYPES)}), relative to the native "
+                  "type; unlisted: 1.0 (runs at native speed)", "x", max=64),
+            "keys": COMPUTE_DTYPES, "default_value": 1.0,
+        },
     )
 
 
@@ -65,7 +77,10 @@ class VectorConfig:
     lanes: int = field(metadata=doc("elements processed per cycle per core at 1 cycle/element"))
     cycles_per_element: dict[str, float] = field(
         default_factory=_default_vector_cost,
-        metadata=doc(f"ALU cycles per element per lane, by op class ({', '.join(VECTOR_CLASSES)})", "cycles"),
+        metadata={
+            **doc(f"ALU cycles per element per lane, by op class ({', '.join(VECTOR_CLASSES)})", "cycles"),
+            "keys": VECTOR_CLASSES, "defaults": _default_vector_cost(),
+        },
     )
     core_bandwidth_gbs: float = field(
         default=0.0,
@@ -97,10 +112,38 @@ class HostConfig:
 
 @dataclass(frozen=True)
 class EnergyConfig:
-    mac_pj: float = field(default=0.5, metadata=doc("energy per MAC", "pJ", positive=False))
-    sram_pj_per_byte: float = field(default=1.0, metadata=doc("energy per SRAM byte accessed", "pJ", positive=False))
-    dram_pj_per_byte: float = field(default=20.0, metadata=doc("energy per DRAM byte moved", "pJ", positive=False))
-    vector_op_pj: float = field(default=0.5, metadata=doc("energy per vector-lane cycle", "pJ", positive=False))
+    table: str = field(
+        default="os128_16nm",
+        metadata=doc("energy table: a name in arch_configs/energy/ or a YAML path (every entry cited there)"),
+    )
+    overrides: dict[str, Any] = field(
+        default_factory=dict, metadata=doc("table entries replaced, e.g. {dram_read_pj_per_byte: 25}")
+    )
+    # Shorthands kept from the first hardware format; each replaces a group of table entries.
+    mac_pj: float | None = field(default=None, metadata=doc("energy per MAC, every dtype", "pJ", positive=False))
+    sram_pj_per_byte: float | None = field(
+        default=None, metadata=doc("energy per SRAM and L2 byte read or written", "pJ", positive=False)
+    )
+    dram_pj_per_byte: float | None = field(
+        default=None, metadata=doc("energy per DRAM byte read or written", "pJ", positive=False)
+    )
+    vector_op_pj: float | None = field(
+        default=None, metadata=doc("energy per vector element operation, every class", "pJ", positive=False)
+    )
+
+    def resolved_overrides(self) -> dict[str, Any]:
+        """`overrides` plus the shorthands expanded into the table entries they replace."""
+        out: dict[str, Any] = {}
+        if self.mac_pj is not None:
+            out["mac_pj"] = dict.fromkeys(COMPUTE_DTYPES, self.mac_pj)
+        if self.sram_pj_per_byte is not None:
+            for level in ("sram", "l2"):
+                out |= {f"{level}_{rw}_pj_per_byte": self.sram_pj_per_byte for rw in ("read", "write")}
+        if self.dram_pj_per_byte is not None:
+            out |= {f"dram_{rw}_pj_per_byte": self.dram_pj_per_byte for rw in ("read", "write")}
+        if self.vector_op_pj is not None:
+            out["vector_pj_per_op"] = dict.fromkeys(VECTOR_CLASSES, self.vector_op_pj)
+        return {**out, **self.overrides}
 
 
 @dataclass(frozen=True)
@@ -127,6 +170,15 @@ class Arch:
     source: str = field(default="", metadata=doc("where the preset's numbers come from"))
 
     @property
+    def native_dtype(self) -> str:
+        """The array's native operand type (from `word_bytes`): ops no precision pass set run in it."""
+        return {1: "int8", 2: "fp16", 4: "fp32"}.get(self.word_bytes, "fp16")
+
+    def energy_table(self) -> EnergyTable:
+        """The energy table of `energy.table` with its overrides applied (validated at load)."""
+        return _energy_table(self.energy.table, json.dumps(self.energy.resolved_overrides(), sort_keys=True))
+
+    @property
     def bytes_per_cycle(self) -> float:
         """DRAM bandwidth in bytes per core clock cycle (whole chip)."""
         return self.dram.bandwidth_gbs * 1e9 / (self.frequency_mhz * 1e6)
@@ -142,6 +194,11 @@ class Arch:
     def replace(self, **changes: Any) -> Arch:
         """A copy with top-level fields replaced (use `load_arch(..., overrides=)` for nested keys)."""
         return dataclasses.replace(self, **changes)
+
+
+@cache
+def _energy_table(table: str, overrides: str) -> EnergyTable:
+    return load_table(table, json.loads(overrides) or None)
 
 
 def presets() -> dict[str, Path]:
@@ -177,6 +234,10 @@ def load_arch(
         data = merge(data, overrides)
     arch = from_mapping(Arch, data, where)
     _check_tiles(arch, where)
+    try:
+        arch.energy_table()
+    except InputError as exc:
+        raise InputError(str(exc), where=child(where, "energy")) from None
     return arch
 
 
@@ -229,6 +290,8 @@ def _check_tiles(arch: Arch, where: str) -> None:
                 f"array edge ({edge} B needed)",
                 where=child(where, f"sram.{key}"),
             )
+    for dtype in set(arch.array.throughput) - set(COMPUTE_DTYPES):
+        raise unknown("compute dtype", dtype, COMPUTE_DTYPES, where=child(where, "array.throughput"))
     unknown_classes = set(arch.vector.cycles_per_element) - set(VECTOR_CLASSES)
     if unknown_classes:
         name = min(unknown_classes)

@@ -1,0 +1,85 @@
+"""The one declared schema of the cost models: kernel records, metric records, hardware records.
+
+Kernels and metrics are numpy structured arrays, addressed by field name in Python and in the
+Numba cost models alike (`k.m`, `out.compute_cycles`). The hardware record is derived from the
+typed `Arch` dataclasses themselves: every numeric leaf (`dram.bandwidth_gbs` becomes field
+`dram_bandwidth_gbs`), every choice field as its index (`array_dataflow`), every declared-key
+mapping as one field per key (`vector_cycles_per_element_norm`, `array_throughput_fp8`). So a
+new hardware parameter is its typed field in `sim/arch/config.py` plus the one cost function
+that reads it; a changed record layout is a new Numba signature (no stale compiled code).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+KERNEL_FIELDS = (
+    "unit", "m", "k", "n", "count", "a_dram", "b_dram", "c_dram",
+    "vclass", "elements", "words_in", "words_out", "multipass", "par", "overlap",
+    "a_bits", "b_bits", "c_bits", "mac_dtype",
+)  # fmt: skip
+KERNEL = np.dtype([(name, np.int64) for name in KERNEL_FIELDS])
+
+# Per kernel call: cycles, and the action counts energy is computed from.
+METRIC_FIELDS = (
+    "compute_cycles", "stall_cycles",
+    "dram_read_bytes", "dram_write_bytes", "l2_read_bytes", "l2_write_bytes", "sram_read_bytes", "sram_write_bytes",
+    "macs", "vector_cycles", "vector_ops", "cores_used", "folds",
+)  # fmt: skip
+METRIC = np.dtype([(name, np.float64) for name in METRIC_FIELDS])
+
+
+def _leaves(cls: type, prefix: str = "") -> list[tuple[str, tuple[str, ...], Any]]:
+    """(record field, attribute path, encoder) for every numeric leaf of config class `cls`."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        hint, name, meta = hints[f.name], f"{prefix}{f.name}", f.metadata
+        if dataclasses.is_dataclass(hint):
+            out += [(n, (f.name, *path), enc) for n, path, enc in _leaves(hint, f"{name}_")]
+        elif hint in (int, float, bool):
+            out.append((name, (f.name,), float))
+        elif hint is str and meta.get("choices"):
+            out.append((name, (f.name,), meta["choices"].index))
+        elif typing.get_origin(hint) is dict and meta.get("keys"):
+            defaults = meta.get("defaults", {})
+            for key in meta["keys"]:
+                out.append((f"{name}_{key}", (f.name,), _entry(key, defaults.get(key, meta.get("default_value", 0.0)))))
+    return out
+
+
+def _entry(key: str, default: float):
+    return lambda mapping: float(mapping.get(key, default))
+
+
+@cache
+def _layout() -> tuple[np.dtype, tuple]:
+    from ..arch import Arch
+
+    leaves = tuple(_leaves(Arch))
+    return np.dtype([(name, np.float64) for name, _, _ in leaves]), leaves
+
+
+def hardware_dtype() -> np.dtype:
+    """The structured dtype of hardware records (one float64 field per numeric arch leaf)."""
+    return _layout()[0]
+
+
+def hardware_record(arch: Any) -> np.void:
+    """`arch` as a hardware record for the cost models."""
+    dtype, leaves = _layout()
+    rec = np.zeros(1, dtype=dtype)
+    for name, path, encode in leaves:
+        value: Any = arch
+        for attr in path:
+            value = getattr(value, attr)
+        rec[name] = encode(value)
+    return rec[0]
+
+
+__all__ = ["KERNEL", "KERNEL_FIELDS", "METRIC", "METRIC_FIELDS", "hardware_dtype", "hardware_record"]
