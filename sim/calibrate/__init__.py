@@ -66,6 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     info = _bench.device_info(torch, args.device)
     ctx.log(f"sim.calibrate on {info.get('device')} (driver {info.get('driver')}, torch {info.get('torch')}), "
             f"families {','.join(families)}, budget {args.budget_s:.0f} s{' [quick]' if args.quick else ''}")
+    if ctx.cuda:  # ~1 s of large GEMMs so the clocks are up before the first measurement
+        import time
+
+        a = torch.randn(4096, 4096, device=args.device, dtype=ctx.dtype)
+        t = time.monotonic()
+        while time.monotonic() - t < 1.0:
+            for _ in range(20):
+                a @ a
+            torch.cuda.synchronize()
+        del a
     for fam in FAMILIES:
         if fam not in families:
             continue
