@@ -18,7 +18,8 @@ import pandas as pd
 
 from workloads.ir import Op, OpGraph, PlanStep
 
-from ..arch import Arch
+from ..arch import VECTOR_CLASSES, Arch
+from ..energy import COMPONENTS, energy_by_action
 from ..cost import METRICS
 from ..lower import Kernels, Unit
 from ..schedule import Schedule, serial
@@ -68,10 +69,12 @@ class Result:
         launches = np.bincount(idx, weights=kernels.cols["launches"], minlength=n)
         per_launch_s = arch.host.launch_overhead_us * 1e-6
         plan = graph.step_plan()
+        # device idle per call: host launches, plus latencies passes attach (a cache lookup)
+        extra = np.array([op.annotations.get("extra_latency_s", 0.0) for op in ops], dtype=np.float64)
         if arch.host.graph_capture:  # one replay of the captured graph per plan entry
-            schedule = serial(plan, busy_call / hz, np.zeros(n), per_launch_s)
+            schedule = serial(plan, busy_call / hz, extra, per_launch_s)
         else:
-            schedule = serial(plan, busy_call / hz, launches * per_launch_s)
+            schedule = serial(plan, busy_call / hz, launches * per_launch_s + extra)
         launch = np.bincount(schedule.op, weights=schedule.idle_s, minlength=n) * hz
         w = arch.word_bytes
         compute = per_op["compute_cycles"] * repeat
@@ -80,7 +83,9 @@ class Result:
         cycles = busy + launch
         time_s = cycles / hz
         start, end = schedule.op_span(n)
-        energy_call = _energy_pj(per_op, arch) * 1e-12
+        actions = _actions(ops, kernels, per_op, launches, arch)
+        energy = energy_by_action(actions, (busy_call + launch / np.maximum(repeat, 1)) / hz, arch.energy_table())
+        energy_call = energy["total"]
         first = _first_gemm(kernels, n)
         with np.errstate(divide="ignore", invalid="ignore"):
             util = np.where(busy > 0, per_op["macs"] * repeat / (busy * arch.peak_macs_per_cycle), 0.0)
@@ -115,6 +120,7 @@ class Result:
                 "sram_read_bytes": per_op["sram_read_words"] * repeat * w,
                 "sram_write_bytes": per_op["sram_write_words"] * repeat * w,
                 "energy_j": energy_call * repeat,
+                **{f"energy_{c}_j": energy[c] * repeat for c in COMPONENTS},
                 "time_s": time_s,
                 "start_s": start,
                 "end_s": end,
@@ -175,6 +181,7 @@ class Result:
             "core_occupancy": float((o["core_occupancy"] * o["time_s"]).sum() / max(self.latency_s, 1e-30)),
             "dram_bytes": float((o["dram_read_bytes"] + o["dram_write_bytes"]).sum()),
             "energy_j": float(o["energy_j"].sum()),
+            "energy_by_component": {c: float(o[f"energy_{c}_j"].sum()) for c in COMPONENTS},
             "by_class": {k: float(v) for k, v in self.by("op_class").items()},
             "by_stage": {k: float(v) for k, v in self.by("stage").items()},
             "by_step": {k: float(v) for k, v in zip(self.steps["step"], self.steps["time_s"])},
@@ -223,16 +230,31 @@ def _kernel_table(ops: Sequence[Op], kernels: Kernels, metrics: np.ndarray, repe
     return frame
 
 
-def _energy_pj(per_op: dict[str, np.ndarray], arch: Arch) -> np.ndarray:
-    """Energy of one call of each op, in pJ."""
-    e, w = arch.energy, arch.word_bytes
-    lanes = arch.vector.lanes * arch.cores
-    return (
-        e.mac_pj * per_op["macs"]
-        + e.sram_pj_per_byte * w * (per_op["sram_read_words"] + per_op["sram_write_words"] + per_op["l2_read_words"])
-        + e.dram_pj_per_byte * w * (per_op["dram_read_words"] + per_op["dram_write_words"])
-        + e.vector_op_pj * lanes * per_op["vector_cycles"]
-    )
+def _actions(
+    ops: Sequence[Op], kernels: Kernels, per_op: dict[str, np.ndarray], launches: np.ndarray, arch: Arch
+) -> dict[str, np.ndarray]:
+    """Action counts of one call of each op, named as `sim.energy.ACTIONS`: MACs by compute
+    dtype, bytes read/written per memory level, vector element ops by class, launches."""
+    n, w = len(ops), arch.word_bytes
+    dtypes = [op.precision.compute if op.precision else arch.native_dtype for op in ops]
+    out = {f"mac_{d}": np.where([x == d for x in dtypes], per_op["macs"], 0.0) for d in set(dtypes)}
+    dram_read = per_op["dram_read_words"] * w
+    out |= {
+        "sram_read_bytes": per_op["sram_read_words"] * w,
+        "sram_write_bytes": per_op["sram_write_words"] * w,
+        "l2_read_bytes": per_op["l2_read_words"] * w,
+        # with a global buffer, every DRAM read is filled into it on the way to the cores
+        "l2_write_bytes": dram_read if arch.global_buffer.size_kb > 0 else np.zeros(n),
+        "dram_read_bytes": dram_read,
+        "dram_write_bytes": per_op["dram_write_words"] * w,
+        "launches": launches,
+    }
+    vector = kernels.cols["unit"] == Unit.VECTOR
+    for j, vclass in enumerate(VECTOR_CLASSES):
+        rows = vector & (kernels.cols["vclass"] == j)
+        if rows.any():
+            out[f"vector_{vclass}_ops"] = np.bincount(kernels.cols["op"][rows], weights=kernels.cols["elements"][rows], minlength=n)
+    return out
 
 
 def _steps(plan: Sequence[PlanStep], schedule: Schedule, per_call: dict[str, np.ndarray]) -> pd.DataFrame:
