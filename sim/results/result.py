@@ -19,8 +19,8 @@ import pandas as pd
 from workloads.ir import Op, OpGraph, PlanStep
 
 from ..arch import VECTOR_CLASSES, Arch
-from ..energy import COMPONENTS, energy_by_action
 from ..cost import METRICS
+from ..energy import COMPONENTS, energy_by_action
 from ..lower import Kernels, Unit
 from ..schedule import Schedule, serial
 
