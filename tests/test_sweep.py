@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from sim import version as sim_version
 from sim.experiment import Experiment, load_experiment, sweep
 from sim.experiment.cli import main
 from workloads.errors import InputError
@@ -33,12 +34,17 @@ def test_grid_and_zip(tmp_path):
     pts = list(sweep.points(exp))
     assert len(pts) == 8 and pts[0] == {"arch.array.rows": 16, "arch.array.cols": 16, "simulation.attention": "fused"}
     zipped = load(tmp_path, BASE.replace("simulation.attention: [fused, unfused]", "") + "sweep_mode: zip\n")
-    assert list(sweep.points(zipped)) == [{"arch.array.rows": 16, "arch.array.cols": 16}, {"arch.array.rows": 32, "arch.array.cols": 32}]
+    assert list(sweep.points(zipped)) == [
+        {"arch.array.rows": 16, "arch.array.cols": 16},
+        {"arch.array.rows": 32, "arch.array.cols": 32},
+    ]
 
 
 def test_variant_applies_every_kind_of_key(tmp_path):
     exp = load(tmp_path)
-    v = sweep.variant(exp, {"arch.dram.bandwidth_gbs": 99, "workload.options.resolution": 512, "simulation.attention": "unfused"})
+    v = sweep.variant(
+        exp, {"arch.dram.bandwidth_gbs": 99, "workload.options.resolution": 512, "simulation.attention": "unfused"}
+    )
     assert v.load_arch().dram.bandwidth_gbs == 99 and v.workload.options["resolution"] == 512
     assert v.simulation.attention == "unfused" and exp.workload.options["resolution"] == 256
 
@@ -124,3 +130,73 @@ def test_dask_flag_errors(tmp_path, capsys):
     assert "--workers must be positive" in capsys.readouterr().err
     assert main(["run", str(path), "--dask", "tcp://127.0.0.1:9"]) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+def test_points_are_lazy_and_indexable(tmp_path):
+    exp = load(tmp_path, BASE + "  workload.options.resolution: [256, 512]\n")
+    grid = sweep.points(exp)
+    assert len(grid) == 16 and [grid.point(i) for i in range(16)] == list(grid)
+    groups = [list(g) for g in grid.groups()]
+    assert sorted(o for g in groups for o in g) == list(range(16)) and len(groups) == 2
+    assert all(len({grid.point(o)["workload.options.resolution"] for o in g}) == 1 for g in groups)
+    factors = list(grid.factors())  # validation: 4 arch + 2 workload + 2 simulation setting sets
+    assert len(factors) == 8
+
+
+def test_grid_over_the_limit_is_refused_before_expansion(tmp_path, monkeypatch):
+    values = ", ".join(str(i + 1) for i in range(10))
+    axes = "".join(f"  arch.k{j}: [{values}]\n" for j in range(7))
+    exp = load(tmp_path, "name: big\nworkload: {model: sd15_unet}\narch: edge\nsweep:\n" + axes)
+    monkeypatch.setattr(sweep.itertools, "product", lambda *a: pytest.fail("expanded"))
+    with pytest.raises(
+        InputError, match=r"10,000,000 points, more than sweep_limit 1,000,000; set `sweep_limit: 10000000`"
+    ):
+        sweep.run_sweep(exp, "big.yaml", tmp_path / "s.sqlite")
+    assert not (tmp_path / "s.sqlite").exists()
+    monkeypatch.undo()
+    small = load(tmp_path, BASE + "sweep_limit: 4\n")
+    with pytest.raises(InputError, match="8 points, more than sweep_limit 4"):
+        sweep.points(small)
+    assert len(sweep.points(load(tmp_path, BASE + "sweep_limit: 8\n"))) == 8
+
+
+def test_code_change_invalidates_stored_points(tmp_path, monkeypatch):
+    store, exp = tmp_path / "s.sqlite", load(tmp_path)
+    sweep.run_sweep(exp, "sweep.yaml", store)
+    monkeypatch.setattr(sim_version, "code_digest", lambda: "edited-cost-model")
+    messages = []
+    frame = sweep.run_sweep(exp, "sweep.yaml", store, progress=messages.append)
+    assert "0 already stored, 8 to run" in messages[0] and len(frame) == 8
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*) FROM points").fetchone()[0] == 16  # old rows kept, never reported
+
+
+def test_same_name_different_grids_never_merge(tmp_path):
+    store = tmp_path / "s.sqlite"
+    first = sweep.run_sweep(load(tmp_path), "sweep.yaml", store)
+    other = load(tmp_path, BASE.replace("[16, 32]\n  arch.array.cols", "[8]\n  arch.array.cols"))
+    messages = []
+    second = sweep.run_sweep(other, "sweep.yaml", store, progress=messages.append)
+    assert "4 points, 0 already stored, 4 to run" in messages[0]
+    assert len(second) == 4 and set(second["arch.array.rows"]) == {8}
+    again = sweep.run_sweep(load(tmp_path), "sweep.yaml", store)
+    assert again.equals(first) and set(again["arch.array.rows"]) == {16, 32}
+
+
+def test_repeated_points_run_once_and_keep_their_rows(tmp_path):
+    exp = load(tmp_path, BASE.replace("[16, 32]\n  arch.array.cols", "[16, 16]\n  arch.array.cols"))
+    messages = []
+    frame = sweep.run_sweep(exp, "sweep.yaml", tmp_path / "s.sqlite", progress=messages.append)
+    assert messages[0] == "8 points, 0 already stored, 4 to run (4 repeat others)" and len(frame) == 8
+
+
+def test_file_options_are_part_of_the_key(tmp_path):
+    topology = tmp_path / "t.csv"
+    topology.write_text("Layer, M, N, K,\nfc1, 64, 64, 64,\n")
+    text = "name: t\nworkload: {model: scalesim_topology, options: {path: t.csv, format: gemm}}\narch: edge\nsweep:\n  arch.array.rows: [16]\n"
+    store = tmp_path / "s.sqlite"
+    before = sweep.run_sweep(load(tmp_path, text), "t.yaml", store)
+    topology.write_text("Layer, M, N, K,\nfc1, 64, 64, 4096,\n")
+    messages = []
+    after = sweep.run_sweep(load(tmp_path, text), "t.yaml", store, progress=messages.append)
+    assert "0 already stored, 1 to run" in messages[0] and after["macs"][0] == 64 * before["macs"][0]
