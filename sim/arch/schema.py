@@ -28,13 +28,13 @@ from typing import Any, TypeVar
 import yaml
 
 from workloads.errors import InputError, short_repr, short_str, suggest
+from workloads.inputs import read_text
 
 T = TypeVar("T")
 
 NUMBER_MAX = 1e9  # generic upper bound of a config number when its field gives none
 POSITIVE_FLOAT_MIN = 1e-6  # generic lower bound of a positive float (1e-300 MHz would give inf times)
 STRING_MAX = 10_000  # characters of a config string
-FILE_MAX_BYTES = 10 * 1024 * 1024  # a YAML file larger than this is refused before parsing
 DEPTH_MAX = 64  # nesting levels of a YAML document
 NODES_MAX = 100_000  # YAML nodes of a document with every alias expanded
 
@@ -124,30 +124,6 @@ def parse_yaml(text: str, where: str) -> Any:
         raise InputError(f"malformed YAML: {short_str(str(exc), 200)}", where=where) from None
     finally:
         loader.dispose()
-
-
-def read_text(path: str | Path, what: str = "file") -> str:
-    """The UTF-8 text of `path` (at most `FILE_MAX_BYTES`); clear errors for anything else."""
-    where = str(path)
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read(FILE_MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError(f"{what} not found", where=where) from None
-    except IsADirectoryError:
-        raise InputError(f"is a folder, expected a {what}", where=where) from None
-    except OSError as exc:
-        raise InputError(f"cannot read {what} ({exc.strerror or type(exc).__name__})", where=where) from None
-    except ValueError as exc:  # a NUL byte in the path
-        raise InputError(f"invalid path ({exc})", where=where) from None
-    if len(data) > FILE_MAX_BYTES:
-        raise InputError(f"{what} is larger than {FILE_MAX_BYTES // 2**20} MB", where=where)
-    if b"\0" in data:
-        raise InputError(f"{what} contains NUL bytes (binary, or UTF-16/32 text?); save it as UTF-8", where=where)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})", where=where) from None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

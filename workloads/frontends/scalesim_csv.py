@@ -24,13 +24,15 @@ import math
 from pathlib import Path
 
 from ..builder import GraphBuilder, Tensor
-from ..errors import InputError
+from ..errors import InputError, short_repr
+from ..inputs import read_text
 from ..ir import DTYPE_BYTES, OpGraph
 
 FORMATS = ("conv", "gemm")
 CONV_COLUMNS = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter", "Strides")
 GEMM_COLUMNS = ("Layer", "M", "N", "K")
 _SPARSITY = "N:M sparsity"
+CELL_MAX = 1 << 24  # largest layer dimension accepted in a topology cell
 
 
 def load_topology(path: str | Path, kind: str = "conv", *, stage: str = "model", dtype: str = "fp16") -> OpGraph:
@@ -40,16 +42,11 @@ def load_topology(path: str | Path, kind: str = "conv", *, stage: str = "model",
     `_2`, `_3` suffixes, empty names `layer<line>`), each op depending on the previous one.
     """
     if kind not in FORMATS:
-        raise InputError(f"unknown SCALE-Sim topology format {kind!r}; expected one of: {', '.join(FORMATS)}")
+        raise InputError(f"unknown SCALE-Sim topology format {short_repr(kind)}; expected one of: {', '.join(FORMATS)}")
     if dtype not in DTYPE_BYTES:
-        raise InputError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPE_BYTES)}")
+        raise InputError(f"unknown dtype {short_repr(dtype)}; expected one of {', '.join(DTYPE_BYTES)}")
     file = Path(path).expanduser()
-    if not file.is_file():
-        raise InputError("SCALE-Sim topology file not found", where=str(path))
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read SCALE-Sim topology: {exc}", where=str(path)) from None
+    lines = read_text(file, "SCALE-Sim topology file").splitlines()
     b = GraphBuilder(file.stem, stage, dtype)
     prev: tuple[str, ...] = ()
     seen: dict[str, int] = {}
@@ -94,7 +91,7 @@ def _cells(line: str, kind: str, where: str) -> list[str]:
     if len(cells) == len(columns) + 1 and ":" in cells[-1]:
         if cells[-1].replace(" ", "") != "1:1":
             raise InputError(
-                f"column {len(cells)} ({_SPARSITY}): {cells[-1]!r} is not supported; ttvsim models dense layers (1:1) only",
+                f"column {len(cells)} ({_SPARSITY}): {short_repr(cells[-1])} is not supported; ttvsim models dense layers (1:1) only",
                 where=where,
             )
         cells.pop()
@@ -108,14 +105,15 @@ def _cells(line: str, kind: str, where: str) -> list[str]:
 
 
 def _positive(cell: str, index: int, kind: str, where: str) -> int:
-    try:
-        value = int(cell)
-    except ValueError:
-        value = 0
+    """A positive integer of at most `CELL_MAX` (a bigger layer dimension is a typo)."""
+    column = f"column {index + 1} ({_columns(kind)[index]})"
+    value = int(cell) if cell.isascii() and cell.isdigit() and len(cell) <= 30 else -1
+    if value == -1 and cell.isascii() and cell.isdigit():
+        value = CELL_MAX + 1  # too many digits to be a layer size
     if value <= 0:
-        raise InputError(
-            f"column {index + 1} ({_columns(kind)[index]}): expected a positive integer, got {cell!r}", where=where
-        )
+        raise InputError(f"{column}: expected a positive integer, got {short_repr(cell)}", where=where)
+    if value > CELL_MAX:
+        raise InputError(f"{column}: must be at most {CELL_MAX}, got {short_repr(cell)}", where=where)
     return value
 
 

@@ -13,18 +13,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ...errors import InputError
+from ...errors import InputError, short_repr, short_str
+from ...inputs import read_text
+
+CONFIG_INT_MAX = 1 << 24  # largest integer a structural config key may hold (layers, widths, vocab)
+CONFIG_NUMBER_MAX = 1e9  # magnitude of a numeric config value (NaN and inf are refused)
 
 
 def load_json_config(path: str) -> dict[str, Any]:
     """Load a JSON object from `path`; a missing file or bad JSON raises `InputError` naming it."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise InputError("config file not found", where=str(path))
+    text = read_text(Path(path).expanduser(), "config file")
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read config as JSON: {exc}", where=str(path)) from None
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"cannot read config as JSON: {short_str(str(exc), 200)}", where=str(path)) from None
+    except (RecursionError, ValueError) as exc:  # nesting too deep, an integer of thousands of digits
+        raise InputError(f"cannot read config as JSON: {type(exc).__name__}", where=str(path)) from None
     if not isinstance(data, dict):
         raise InputError(f"config must be a JSON object, got {type(data).__name__}", where=str(path))
     return data
@@ -40,7 +44,7 @@ def option_config(
     non-string option what the path should point to (e.g. "unet config.json").
     """
     if not isinstance(path, str):
-        raise InputError(f"option 'config' expects a path to a {file}, got {path!r}")
+        raise InputError(f"option 'config' expects a path to a {file}, got {short_repr(path)}")
     if not path:
         return published, what
     return load_json_config(path), file_what
@@ -61,14 +65,14 @@ class ConfigReader:
     def positive(self, key: str, default: int | None = None) -> int:
         """A positive integer; absent or null gives `default` (an error when that is None)."""
         value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise self.error(key, value, "a positive integer")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= CONFIG_INT_MAX:
+            raise self.error(key, value, f"a positive integer of at most {CONFIG_INT_MAX}")
         return value
 
     def number(self, key: str, default: float) -> float:
         value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(key, value, "a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= CONFIG_NUMBER_MAX:
+            raise self.error(key, value, f"a finite number of magnitude at most {CONFIG_NUMBER_MAX:g}")
         return float(value)
 
     def names(self, key: str, default: Sequence[str]) -> tuple[str, ...]:
@@ -89,7 +93,7 @@ class ConfigReader:
         value = self.config.get(key, default)
         if value not in supported:
             shown = ", ".join(repr(s) for s in supported)
-            raise InputError(f"{self.what}: config '{key}' = {value!r} is not supported (supported: {shown})")
+            raise InputError(f"{self.what}: config '{key}' = {short_repr(value)} is not supported (supported: {shown})")
         return value
 
     def per_block(self, key: str, n: int, default: Any, kind: type = int) -> tuple[Any, ...]:
@@ -101,7 +105,9 @@ class ConfigReader:
         for v in values:
             if not isinstance(v, kind) or (kind is not bool and isinstance(v, bool)):
                 raise self.error(key, value, f"{kind.__name__} or a list of {kind.__name__}")
+            if kind in (int, float) and not abs(v) <= CONFIG_INT_MAX:
+                raise self.error(key, value, f"values of magnitude at most {CONFIG_INT_MAX}")
         return tuple(values)
 
     def error(self, key: str, value: Any, expected: str) -> InputError:
-        return InputError(f"{self.what}: config '{key}' must be {expected}, got {value!r}")
+        return InputError(f"{self.what}: config '{key}' must be {expected}, got {short_repr(value)}")
