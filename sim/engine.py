@@ -17,6 +17,7 @@ from workloads.ir import OpGraph
 from workloads.passes import apply_passes
 
 from .arch import VECTOR_CLASSES, Arch
+from .checks import check_simulate
 from .cost import METRICS, Hardware, evaluate
 from .cost.systolic import dataflow_code
 from .lower import ATTENTION_MODES, COLUMNS, Kernels, lower
@@ -121,4 +122,5 @@ def simulate(
     `[{"name": "precision", "by_class": {"linear": "fp8"}}]`.
     `fuse_elementwise`: shorthand for the `fuse_elementwise` pass.
     """
+    check_simulate(graph, arch, attention, fuse_elementwise)
     return Simulator(graph).run(arch, attention=attention, fuse_elementwise=fuse_elementwise, passes=passes)

@@ -20,6 +20,7 @@ from typing import Any
 from workloads.errors import InputError, unknown
 from workloads.ir import COMPUTE_DTYPES
 
+from ..checks import check_load_arch
 from ..energy import EnergyTable, load_table
 from .schema import child, doc, from_mapping, read_yaml
 
@@ -219,6 +220,7 @@ def load_arch(
     `overrides` is a nested mapping merged over the loaded keys (sweeps use it).
     Relative paths resolve against `base_dir` (the experiment file's folder) first.
     """
+    check_load_arch(source, overrides)
     if isinstance(source, Arch):
         if not overrides:
             return source
