@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import workloads
+from workloads.errors import InputError, short_repr
 from workloads.passes import parse as parse_passes
-from workloads.errors import InputError
+from workloads.registry import check_text
 
 from ..arch import Arch, load_arch
 from ..arch.schema import doc, from_mapping, read_yaml
@@ -91,7 +92,31 @@ def load_experiment(path: str | Path) -> Experiment:
     data = read_yaml(path)
     exp = from_mapping(Experiment, data, f"{path}:")
     if not isinstance(exp.arch, (str, dict)):
-        raise InputError(f"expected a preset name, a path or a mapping, got {exp.arch!r}", where=f"{path}: arch")
+        raise InputError(f"expected a preset name, a path or a mapping, got {short_repr(exp.arch)}", where=f"{path}: arch")
+    check_name(exp.name, f"{path}: name")
+    _check_file_options(exp.workload.options, f"{path}: workload.options")
     parse_passes(exp.passes, where=f"{path}: passes")
     object.__setattr__(exp, "base_dir", path.resolve().parent)
     return exp
+
+
+NAME_MAX = 100  # characters of an experiment name
+
+
+def check_name(name: str, where: str) -> str:
+    """`name` if it is a safe single path component: it names the default output folder."""
+    if not name or len(name) > NAME_MAX:
+        raise InputError(f"must be 1 to {NAME_MAX} characters, got {short_repr(name)}", where=where)
+    if name in (".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InputError(
+            f"must be a plain folder name (no '/', '\\', '..' or control characters), got {short_repr(name)}",
+            where=where,
+        )
+    return name
+
+
+def _check_file_options(options: dict[str, Any], where: str) -> None:
+    """File options (`path`, `config`) are resolved against the experiment folder: check them first."""
+    for key in FILE_OPTIONS:
+        if key in options:
+            check_text(options[key], f"option '{key}'", where)
