@@ -22,6 +22,7 @@ import workloads
 from sim.lower import lower_op
 from sim.systolic import gemm_cycles
 from workloads import InputError, OpKind
+from workloads.annotations import Sparsity
 from workloads.frontends import TensorSpec, load_topology, trace
 from workloads.frontends.trace_builder import TraceBuilder
 from workloads.frontends.trace_values import Call, Value
@@ -71,9 +72,19 @@ def test_depthwise_layers_follow_scalesim(tmp_path):
 
 def test_sparsity_column(tmp_path):
     dense = load_topology(write(tmp_path, f"{GEMM_HEADER}\nfc, 8, 16, 32, 1:1,\n"), "gemm")
-    assert dense["fc"].macs == 8 * 16 * 32
-    with pytest.raises(InputError, match=r"topo.csv:2: column 5 \(N:M sparsity\)"):
-        load_topology(write(tmp_path, f"{GEMM_HEADER}\nfc, 8, 16, 32, 2:4,\n"), "gemm")
+    assert dense["fc"].macs == 8 * 16 * 32 and "sparsity" not in dense["fc"].annotations
+    g = load_topology(write(tmp_path, f"{GEMM_HEADER}\nfc, 8, 16, 32, 2:4,\nfc2, 8, 16, 32,\nfc3, 8, 16, 32, 4:4,\n"), "gemm")
+    assert g["fc"].annotations["sparsity"] == Sparsity(weights="2:4", format="ellpack_block")
+    assert g["fc"].macs == 8 * 16 * 32  # the IR keeps dense MACs; cost units read the annotation
+    assert "sparsity" not in g["fc2"].annotations and "sparsity" not in g["fc3"].annotations
+    conv = load_topology(write(tmp_path, f"{CONV_HEADER}\nc, 8, 8, 3, 3, 4, 4, 1, 1:4,\n"))
+    assert conv["c"].annotations["sparsity"].nm == (1, 4)
+
+
+@pytest.mark.parametrize("ratio", ["5:4", "0:4", "a:4", "2:4:8", "2:"])
+def test_bad_sparsity_column(tmp_path, ratio):
+    with pytest.raises(InputError, match=r"topo.csv:2: column 5 \(N:M sparsity\): .*N:M"):
+        load_topology(write(tmp_path, f"{GEMM_HEADER}\nfc, 8, 16, 32, {ratio},\n"), "gemm")
 
 
 def test_duplicate_and_empty_layer_names(tmp_path):

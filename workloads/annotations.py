@@ -30,6 +30,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .errors import short_repr
+
 FORMATS = ("dense", "bitmask", "csr", "csc", "rle", "ellpack_block")
 MODES = ("skip", "gate")
 DEFAULT_STRUCTURED_FORMAT = "ellpack_block"  # SCALE-Sim 3.0's SparseRep for N:M
@@ -54,7 +56,7 @@ def _density(value: object, what: str) -> float:
         hint = ""
         if isinstance(value, int) and not isinstance(value, bool) and value > 1:
             hint = " (an unquoted N:M in YAML is read as a base-60 integer: write '2:4' in quotes)"
-        raise ValueError(f"{what} must be a density in (0, 1], got {str(value)[:40]!r}{hint}")
+        raise ValueError(f"{what} must be a density in (0, 1], got {short_repr(value)}{hint}")
     return float(value)
 
 

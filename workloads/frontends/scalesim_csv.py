@@ -13,8 +13,10 @@ rows are skipped, rows end with a comma -- accepted here with or without it):
 - gemm: `Layer, M, N, K,` -- N BEFORE K: an M x K input times a K x N weight, i.e. a linear
   layer of K -> N features over M tokens.
 
-An optional last column of N:M sparsity is accepted only as "1:1" (dense): ttvsim's IR has
-no structured sparsity. Ops have no bias (SCALE-Sim layers have none), so parameters are the
+An optional last column of N:M sparsity (SCALE-Sim 3.0's layer-wise sparsity, used when its
+config sets `SparsitySupport = true`) annotates the op with `Sparsity(weights="N:M")` stored
+as ELLPACK-block (SCALE-Sim's example `SparseRep`); "1:1" (N == M) is dense and leaves the op
+unannotated. Ops have no bias (SCALE-Sim layers have none), so parameters are the
 weights. Malformed rows raise `InputError` naming the file, line and column.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..annotations import SPARSITY, Sparsity
 from ..builder import GraphBuilder, Tensor
 from ..errors import InputError, short_repr
 from ..inputs import read_text
@@ -50,20 +53,24 @@ def load_topology(path: str | Path, kind: str = "conv", *, stage: str = "model",
     b = GraphBuilder(file.stem, stage, dtype)
     prev: tuple[str, ...] = ()
     seen: dict[str, int] = {}
+    sparse: dict[str, Sparsity] = {}
     rows = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
     if not rows:
         raise InputError("empty SCALE-Sim topology (expected a header row, then one row per layer)", where=str(path))
     _check_header(rows[0][1], kind, f"{path}:{rows[0][0]}")
     for lineno, line in rows[1:]:
         where = f"{path}:{lineno}"
-        cells = _cells(line, kind, where)
+        cells, ratio = _cells(line, kind, where)
         name = _unique(cells[0] or f"layer{lineno}", seen)
         values = [_positive(cells[i], i, kind, where) for i in range(1, len(_columns(kind)))]
         out = _conv(b, name, values, prev, where) if kind == "conv" else _gemm(b, name, values, prev)
         prev = out.src
+        if ratio is not None and not ratio.is_dense:
+            sparse[prev[0]] = ratio
     if not prev:
         raise InputError("SCALE-Sim topology has a header but no layer rows", where=str(path))
-    return b.build()
+    graph = b.build()
+    return graph.with_ops({name: graph[name].annotate(**{SPARSITY: s}) for name, s in sparse.items()})
 
 
 def _columns(kind: str) -> tuple[str, ...]:
@@ -82,18 +89,18 @@ def _check_header(line: str, kind: str, where: str) -> None:
         )
 
 
-def _cells(line: str, kind: str, where: str) -> list[str]:
-    """The row's cells without the trailing empty one; the optional sparsity cell checked and removed."""
+def _cells(line: str, kind: str, where: str) -> tuple[list[str], Sparsity | None]:
+    """The row's cells without the trailing empty one, and the optional N:M sparsity cell parsed."""
     cells = [c.strip() for c in line.split(",")]
     if len(cells) > 1 and cells[-1] == "":
         cells.pop()
     columns = _columns(kind)
+    ratio = None
     if len(cells) == len(columns) + 1 and ":" in cells[-1]:
-        if cells[-1].replace(" ", "") != "1:1":
-            raise InputError(
-                f"column {len(cells)} ({_SPARSITY}): {short_repr(cells[-1])} is not supported; ttvsim models dense layers (1:1) only",
-                where=where,
-            )
+        try:
+            ratio = Sparsity(weights=cells[-1], format="ellpack_block")
+        except ValueError as exc:
+            raise InputError(f"column {len(cells)} ({_SPARSITY}): {exc}", where=where) from None
         cells.pop()
     if len(cells) != len(columns):
         other = "gemm" if kind == "conv" else "conv"
@@ -101,7 +108,7 @@ def _cells(line: str, kind: str, where: str) -> list[str]:
         raise InputError(
             f"expected {len(columns)} columns ({', '.join(columns)}), got {len(cells)}{hint}", where=where
         )
-    return cells
+    return cells, ratio
 
 
 def _positive(cell: str, index: int, kind: str, where: str) -> int:
