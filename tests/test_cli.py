@@ -120,11 +120,65 @@ def test_topology_path_resolves_against_the_experiment(tmp_path, capsys):
     assert "topo: " in capsys.readouterr().out
 
 
-def test_unwritable_output_is_a_clear_error(tmp_path, capsys):
+def test_unusable_output_fails_before_the_simulation(tmp_path, capsys):
     exp = write(tmp_path, SMALL)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert main(["run", str(exp), "--out", str(blocker / "sub")]) == 2
-    captured = capsys.readouterr()
-    assert "latency" in captured.out  # the summary was printed before the failure
-    assert "cannot write results" in captured.err
+    for out, message in [(blocker / "sub", "cannot create the output folder"), (blocker, "exists and is not a folder")]:
+        assert main(["run", str(exp), "--out", str(out)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""  # refused before anything ran
+        assert message in captured.err and captured.err.count("\n") == 1
+
+
+def test_version(capsys):
+    from sim.version import code_digest, version
+
+    assert main(["--version"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line == f"ttvsim {version()} (code {code_digest()})" and len(code_digest()) == 16
+
+
+def test_internal_error_is_one_line_and_exit_1(monkeypatch, capsys):
+    from sim.results import report
+
+    def broken() -> str:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(report, "archs_text", broken)
+    monkeypatch.delenv("TTVSIM_DEBUG", raising=False)
+    assert main(["archs"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ttvsim: internal error (KeyError: 'boom'), please report") and err.count("\n") == 1
+    monkeypatch.setenv("TTVSIM_DEBUG", "1")
+    assert main(["archs"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_closed_stdout_still_writes_every_file_and_exits_141(tmp_path):
+    """`ttvsim run X | head -1`: the reader is gone before the first line; files are complete."""
+    exp = write(tmp_path, SMALL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sim", "run", str(exp), "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
+    proc.stdout.close()  # like `head` exiting before ttvsim prints
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and err == ""
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"ops.csv", "kernels.csv", "summary.json", "trace.json"} <= names
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["latency_s"] > 0
+
+
+def test_closed_stdout_sweep_finishes_and_writes_csv(tmp_path):
+    text = SMALL + "sweep:\n  arch.dram.bandwidth_gbs: [256, 512]\n  workload.options.steps: [1, 2]\n"
+    exp = write(tmp_path, text)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sim", "run", str(exp), "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and err == ""
+    rows = (tmp_path / "out" / "sweep.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4  # header and every point, both workload groups

@@ -1,22 +1,104 @@
 """The `ttvsim` command line: run experiments, describe models, list models and presets.
 
-User errors (bad YAML, unknown keys or names, bad values) print one line and exit 2.
+One error path. Every failure a user can cause (bad YAML, an unknown key or name, a bad value,
+an unknown argument, an unusable `--out`) prints one line `ttvsim: error: ...` on stderr and
+exits 2. Anything else that escapes is a bug: one line `ttvsim: internal error (Type: message),
+please report` and exit 1 (the traceback too with `TTVSIM_DEBUG=1`). Ctrl-C exits 130.
+
+Output. `run` checks (creates) the output folder before simulating, writes every file, then
+prints. When stdout is a closed pipe (`ttvsim run X | head -1`) printing stops quietly, the
+work and its files still complete, and the exit code is 141 (128 + SIGPIPE, what a shell
+reports for a process killed by SIGPIPE).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
-from collections.abc import Sequence
+import tempfile
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-import yaml
+from workloads.errors import InputError, one_line, short_str
 
-from workloads.errors import InputError
-
+from ..arch.schema import parse_yaml
 from ..results import report
 from ..results.trace import write_trace
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_SIGPIPE = 0, 1, 2, 130, 141
+DEBUG_ENV = "TTVSIM_DEBUG"  # set to 1 for the traceback of an internal error
+WORKERS_MAX = 1024
+
+
+class Output:
+    """stdout that survives a closed pipe: after the first BrokenPipeError it stays silent."""
+
+    def __init__(self) -> None:
+        self.broken = False
+
+    def say(self, text: str) -> None:
+        """Print `text` (and flush, so a closed pipe shows up here, not at exit)."""
+        if self.broken:
+            return
+        try:
+            print(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.close_pipe()
+
+    def close_pipe(self) -> None:
+        """Remember the broken pipe and point stdout at /dev/null, so the exit flush is quiet."""
+        self.broken = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (tests)
+            pass
+
+
+def _stderr(line: str) -> None:
+    try:
+        print(line, file=sys.stderr)
+    except (OSError, ValueError):  # stderr closed too: nothing left to tell
+        pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are `InputError`s (one line, exit 2) instead of usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("ttvsim").strip()
+        raise InputError(f"{command + ': ' if command else ''}{message} (see '{self.prog} --help')")
+
+
+class _VersionAction(argparse.Action):
+    """`--version`: the version and the code digest, computed only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        print(version_text())
+        parser.exit()
+
+
+def version_text() -> str:
+    """'ttvsim 0.1.0 (code 0123456789abcdef)'."""
+    from ..version import code_digest, version
+
+    return f"ttvsim {version()} (code {code_digest()})"
+
+
+def _workers(text: str) -> int:
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else 0
+    if not 1 <= value <= WORKERS_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to {WORKERS_MAX}, got {short_str(text)}")
+    return value
 
 
 def _parse_options(extra: Sequence[str]) -> dict[str, Any]:
@@ -26,84 +108,130 @@ def _parse_options(extra: Sequence[str]) -> dict[str, Any]:
     while items:
         token = items.pop(0)
         if not token.startswith("--") or token == "--":
-            raise InputError(f"unexpected argument '{token}'; model options look like --resolution 512")
-        key, sep, value = token[2:].partition("=")
+            raise InputError(f"unexpected argument '{short_str(token)}'; model options look like --resolution 512")
+        name, sep, value = token[2:].partition("=")
+        key = name.replace("-", "_")
+        if not key.isidentifier() or not key.isascii():
+            raise InputError(f"bad option name '--{short_str(name)}'; model options look like --resolution 512")
         if not sep:
             if not items or items[0].startswith("--"):
-                raise InputError(f"option --{key} needs a value")
+                raise InputError(f"option --{name} needs a value")
             value = items.pop(0)
-        options[key.replace("-", "_")] = yaml.safe_load(value)
+        if key in options:
+            raise InputError(f"option --{name} given twice")
+        options[key] = parse_yaml(value, f"option --{name}")
     return options
 
 
-def _cmd_run(args: argparse.Namespace, extra: Sequence[str]) -> int:
+def _no_extra(extra: Sequence[str], command: str) -> None:
+    if extra:
+        raise InputError(f"{command}: unrecognized arguments: {short_str(' '.join(extra))} (see 'ttvsim {command} --help')")
+
+
+def prepare_out(out: Path) -> Path:
+    """Create the output folder and check that files can be written there, before any work."""
+    where = str(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError("output path exists and is not a folder", where=where) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot create the output folder ({_reason(exc)})", where=where) from None
+    if not out.is_dir():
+        raise InputError("output path exists and is not a folder", where=where)
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write in the output folder ({_reason(exc)})", where=where) from None
+    return out
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or short_str(str(exc))
+
+
+def _check_finite(summary: Mapping[str, Any], where: str = "summary") -> None:
+    """A non-finite number after validation is a bug, never a result."""
+    for key, value in summary.items():
+        if isinstance(value, Mapping):
+            _check_finite(value, f"{where}.{key}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ArithmeticError(f"non-finite {where}.{key} = {value}")
+
+
+def _cmd_run(args: argparse.Namespace, extra: Sequence[str], out: Output) -> int:
     from .experiment import load_experiment
 
-    if extra:
-        raise InputError(f"unexpected arguments: {' '.join(extra)}")
+    _no_extra(extra, "run")
     exp = load_experiment(args.experiment)
-    out = Path(args.out) if args.out else Path("ttvsim-out") / exp.name
+    folder = prepare_out(Path(args.out) if args.out else Path("ttvsim-out") / exp.name)
     if exp.sweep:
-        return _sweep(exp, str(args.experiment), out, args)
+        return _sweep(exp, str(args.experiment), folder, args, out)
     if args.dask:
         raise InputError("--dask distributes sweeps; this experiment has no `sweep` section", where=str(args.experiment))
     result = exp.run(str(args.experiment), attention=args.attention)
-    print(report.summary_text(result, exp.name))
+    _check_finite(result.summary())
     try:
-        paths = result.write(out)
-        paths.append(write_trace(result, out / "trace.json"))
+        paths = result.write(folder)
+        paths.append(write_trace(result, folder / "trace.json"))
     except OSError as exc:
-        raise InputError(f"cannot write results ({exc.strerror}); the summary above is complete", where=str(out)) from None
-    print(f"\nwrote {', '.join(str(p) for p in paths)}")
-    return 0
+        raise InputError(f"cannot write results ({_reason(exc)})", where=str(folder)) from None
+    out.say(report.summary_text(result, exp.name))
+    out.say(f"\nwrote {', '.join(str(p) for p in paths)}")
+    return EXIT_OK
 
 
-def _sweep(exp, source: str, out: Path, args: argparse.Namespace) -> int:
+def _sweep(exp: Any, source: str, folder: Path, args: argparse.Namespace, out: Output) -> int:
     from .sweep import dask_client, run_sweep
 
     if args.attention:
         raise InputError("--attention applies to single runs; sweep `simulation.attention` instead")
     client = dask_client(args.dask, args.workers) if args.dask else None
     try:
-        frame = run_sweep(exp, source, out / "sweep.sqlite", client=client, progress=print, fresh=args.fresh)
+        frame = run_sweep(exp, source, folder / "sweep.sqlite", client=client, progress=out.say, fresh=args.fresh)
     finally:
         if client is not None:
             client.close()
-    print(report.sweep_text(frame, list(exp.sweep)))
-    frame.to_csv(out / "sweep.csv", index=False)
-    print(f"\nwrote {out / 'sweep.sqlite'}, {out / 'sweep.csv'}")
-    return 0
+    try:
+        frame.to_csv(folder / "sweep.csv", index=False)
+    except OSError as exc:
+        raise InputError(f"cannot write sweep.csv ({_reason(exc)})", where=str(folder)) from None
+    out.say(report.sweep_text(frame, list(exp.sweep)))
+    out.say(f"\nwrote {folder / 'sweep.sqlite'}, {folder / 'sweep.csv'}")
+    return EXIT_OK
 
 
-def _cmd_describe(args: argparse.Namespace, extra: Sequence[str]) -> int:
+def _cmd_describe(args: argparse.Namespace, extra: Sequence[str], out: Output) -> int:
     import workloads
 
     graph = workloads.build(args.model, **_parse_options(extra))
-    print(report.describe_text(graph))
-    return 0
+    out.say(report.describe_text(graph))
+    return EXIT_OK
 
 
-def _cmd_models(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    print(report.models_text())
-    return 0
+def _cmd_models(args: argparse.Namespace, extra: Sequence[str], out: Output) -> int:
+    _no_extra(extra, "models")
+    out.say(report.models_text())
+    return EXIT_OK
 
 
-def _cmd_archs(args: argparse.Namespace, extra: Sequence[str]) -> int:
-    print(report.archs_text())
-    return 0
+def _cmd_archs(args: argparse.Namespace, extra: Sequence[str], out: Output) -> int:
+    _no_extra(extra, "archs")
+    out.say(report.archs_text())
+    return EXIT_OK
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ttvsim", description="Cycle-approximate accelerator simulator for text-to-image/video models."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="ttvsim", description="Cycle-approximate accelerator simulator for text-to-image/video models.")
+    parser.add_argument("--version", action=_VersionAction, help="print the version and code digest, then exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,describe,models,archs}")
     run = sub.add_parser("run", help="simulate an experiment YAML and write its tables")
     run.add_argument("experiment", help="experiment YAML (e.g. experiments/sd15_quickstart.yaml)")
     run.add_argument("--out", help="output folder (default: ttvsim-out/<experiment name>)")
     run.add_argument("--attention", choices=("fused", "unfused"), help="override the attention lowering")
     run.add_argument("--dask", metavar="ADDRESS", help="run a sweep on a Dask scheduler ('local': a local cluster)")
-    run.add_argument("--workers", type=int, default=2, help="workers of a local Dask cluster (default 2)")
+    run.add_argument("--workers", type=_workers, default=2, help="workers of a local Dask cluster (default 2)")
     run.add_argument("--fresh", action="store_true", help="discard the sweep store (DIR/sweep.sqlite) and start anew")
     run.set_defaults(fn=_cmd_run)
     describe = sub.add_parser(
@@ -116,16 +244,40 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _internal_error(exc: BaseException) -> int:
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        _stderr("".join(traceback.format_exception(exc)).rstrip())
+    detail = one_line(f"{type(exc).__name__}: {short_str(str(exc), 200)}", 300)
+    hint = "" if os.environ.get(DEBUG_ENV) else f"; {DEBUG_ENV}=1 shows the traceback"
+    _stderr(f"ttvsim: internal error ({detail}), please report{hint}")
+    return EXIT_INTERNAL
+
+
+def _dispatch(argv: Sequence[str] | None, out: Output) -> int:
+    args, extra = make_parser().parse_known_args(argv)
+    command: Callable[[argparse.Namespace, Sequence[str], Output], int] = args.fn
+    return command(args, extra, out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = make_parser()
-    args, extra = parser.parse_known_args(argv)
+    """Run the command line `argv` (default: sys.argv[1:]); return the exit code (see the module docstring)."""
+    out = Output()
     try:
-        return args.fn(args, extra)
+        code = _dispatch(argv, out)
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except InputError as exc:
-        print(f"ttvsim: error: {exc}", file=sys.stderr)
-        return 2
+        _stderr(f"ttvsim: error: {exc}")
+        return EXIT_USAGE
     except BrokenPipeError:
-        return 0
+        out.close_pipe()
+        code = EXIT_OK
+    except KeyboardInterrupt:
+        _stderr("ttvsim: interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # anything else is a bug: say so in one line
+        return _internal_error(exc)
+    return EXIT_SIGPIPE if out.broken else code
 
 
 if __name__ == "__main__":
