@@ -1,7 +1,8 @@
 """Shared machinery of the step-plan transforms: the denoising loop and graph editing.
 
 The loop stage is the stage whose ops run more than once (`Op.repeat > 1` or an explicit step
-set); a pipeline with several loops (a cascade) names one with a pass's `stage` option. The
+set), or, when several stages loop, the one named `unet` or `transformer`; a pipeline with
+several denoising loops (a cascade) names one with a pass's `stage` option. The
 loop's steps are the union of its ops' step indices. `GraphEdit` rebuilds a graph with ops
 replaced, inserted next to an anchor, re-wired or dropped; insertion order is kept, so the
 topological order (and the trace) stays the natural one.
@@ -17,6 +18,10 @@ import networkx as nx
 from ..errors import InputError, unknown
 from ..ir import Op, OpGraph, numel
 
+# Stage names of the denoiser in the zoo's pipelines: the default loop when others loop too
+# (CogVideoX's chunked VAE decoder).
+DENOISER_STAGES = ("unet", "transformer")
+
 
 def is_looped(op: Op) -> bool:
     """Whether `op` runs in loop steps (rather than once)."""
@@ -30,6 +35,9 @@ def loop_stage(graph: OpGraph, stage: str, where: str) -> str:
         if stage not in looped:
             raise unknown("loop stage", stage, looped, where=f"{where}.stage")
         return stage
+    denoisers = [s for s in looped if s in DENOISER_STAGES]
+    if len(looped) > 1 and len(denoisers) == 1:
+        return denoisers[0]
     if len(looped) != 1:
         found = ", ".join(looped) or "none"
         raise InputError(f"expected one denoising loop, found {found}: set `stage`", where=where)
