@@ -151,3 +151,42 @@ def layer_by_name(name: str) -> Layer:
         if layer.name == name:
             return layer
     raise KeyError(f"unknown layer {name!r}")
+
+
+# -- sparse cases (SCALE-Sim 3.0 layer-wise N:M: `[sparsity] SparsitySupport = true`,
+#    `OptimizedMapping = false`, the ratio in the topology's last column) ---------------------
+# Ratios: 1:1 (sparse mode, dense weights: metadata only), the usual N:M, M = 8 (3 metadata
+# bits) and M = 5 (not a power of two); the layers' K values leave partial last blocks.
+SPARSE_RATIOS: tuple[str, ...] = ("1:1", "1:4", "2:4", "3:4", "2:8", "3:5")
+SPARSE_FORMATS: tuple[str, ...] = ("ellpack_block", "csr", "csc")  # SCALE-Sim's SparseRep values
+SPARSE_ARRAYS: tuple[tuple[int, int], ...] = ((8, 8), (8, 32), (32, 8))
+SPARSE_LAYERS: tuple[str, ...] = (
+    "conv3x3", "conv1x1", "conv3x3_s2", "conv5x5", "conv_1ch", "conv_single_px", "unet_resnet_conv",
+    "gemv_m1", "gemm_partial", "gemm_k3", "gemm_prime", "attn_pv", "proj_linear", "ff_geglu",
+)  # fmt: skip
+SPARSE_MEMORY = MEMORY_SETUPS[0]
+
+
+@dataclass(frozen=True)
+class SparseCase:
+    """One sparse SCALE-Sim run: a layer at an N:M ratio on an array, dataflow and format."""
+
+    layer: str
+    ratio: str
+    rows: int
+    cols: int
+    dataflow: str
+    format: str
+
+
+def sparse_cases() -> list[SparseCase]:
+    """Every layer x ratio x dataflow; the array and the storage format rotate so that every
+    ratio and dataflow meets every array and format (compute cycles do not depend on the
+    format, storage does not depend on the array or dataflow)."""
+    n_arrays, n_formats = len(SPARSE_ARRAYS), len(SPARSE_FORMATS)
+    return [
+        SparseCase(name, ratio, *SPARSE_ARRAYS[(i + j) % n_arrays], df, SPARSE_FORMATS[(i + 2 * j + d) % n_formats])
+        for i, name in enumerate(SPARSE_LAYERS)
+        for j, ratio in enumerate(SPARSE_RATIOS)
+        for d, df in enumerate(DATAFLOWS)
+    ]

@@ -9,7 +9,16 @@ Modes:
                         x array x memory setup and rewrite experiments/data/scalesim_reference.csv,
                         then check.
   --live                run SCALE-Sim now into a temporary CSV and check against it (CI).
+  --sparse              only the sparse set (with any mode above); by default both sets run.
   --time                also print SCALE-Sim's wall time (total and per layer).
+
+The sparse set (`scalesim_layers.sparse_cases`, recorded in
+experiments/data/scalesim_sparse_reference.csv): SCALE-Sim with `[sparsity] SparsitySupport =
+true`, `OptimizedMapping = false` (layer-wise N:M, the ratio in the topology's last column)
+and each `SparseRep` (ellpack_block, csr, csc). Stall-free compute cycles must equal
+`sim.systolic.gemm_cycles(..., sparsity="N:M")`, the condensed reduction SCALE-Sim folds
+(its filter operand's rows) `condensed_k`, and SPARSE_REPORT.csv's original, new
+(filter + metadata) and metadata filter storage `sparse_filter_storage` -- all exactly.
 
 How SCALE-Sim 3.0.0 is driven: its Python API, `scalesim.scale_sim.scalesim(config=, topology=,
 layout=, input_type_gemm=, save_disk_space=True, verbose=False).run_scale(top_path=)`, one run
@@ -51,6 +60,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 VENV_PYTHON = HERE / ".scalesim-venv" / "bin" / "python"
 REFERENCE_CSV = HERE / "data" / "scalesim_reference.csv"
+SPARSE_REFERENCE_CSV = HERE / "data" / "scalesim_sparse_reference.csv"
 REPORT_MD = HERE / "out" / "scalesim_validation.md"
 
 sys.path[:0] = [str(HERE), str(REPO)]  # scalesim_layers; sim and workloads (lazily, outside the venv)
@@ -61,8 +71,10 @@ from scalesim_layers import (  # noqa: E402
     GEMM_HEADER,
     LAYERS,
     MEMORY_SETUPS,
+    SPARSE_MEMORY,
     ConvLayer,
     layer_by_name,
+    sparse_cases,
 )
 
 COLUMNS = [
@@ -74,11 +86,21 @@ COLUMNS = [
     "scalesim_seconds",
 ]  # fmt: skip
 INT_COLUMNS = set(COLUMNS) - {"layer", "kind", "dataflow", "memory", "scalesim_seconds"}
+SPARSE_COLUMNS = [
+    "layer", "kind", "M", "K", "N", "ratio", "format", "rows", "cols", "dataflow",
+    "scalesim_condensed_k", "scalesim_compute_cycles", "scalesim_total_cycles_with_stalls",
+    "scalesim_stall_cycles", "scalesim_folds", "scalesim_original_filter_storage",
+    "scalesim_new_filter_storage", "scalesim_filter_metadata_storage", "scalesim_seconds",
+]  # fmt: skip
+# SPARSE_REPORT storage columns stay as SCALE-Sim prints them (ELLPACK metadata is fractional).
+SPARSE_INT_COLUMNS = set(SPARSE_COLUMNS) - {"layer", "kind", "ratio", "format", "dataflow", "scalesim_seconds"} - {
+    "scalesim_new_filter_storage", "scalesim_filter_metadata_storage"}
 
 
 # -- SCALE-Sim side (runs inside the venv) ----------------------------------------------------
-def scalesim_config(rows: int, cols: int, dataflow: str, mem: dict[str, Any]) -> str:
-    """A SCALE-Sim 3.0.0 config: USER bandwidth, one bank per SRAM, no sparsity or layouts."""
+def scalesim_config(rows: int, cols: int, dataflow: str, mem: dict[str, Any], sparse_rep: str = "") -> str:
+    """A SCALE-Sim 3.0.0 config: USER bandwidth, one bank per SRAM, no layouts; layer-wise N:M
+    sparsity stored as `sparse_rep` when given (else no sparsity)."""
     bw = mem["bandwidth"]
     return f"""[general]
 run_name = run
@@ -108,8 +130,8 @@ FilterSRAMBankNum = 1
 FilterSRAMBankPort = 2
 
 [sparsity]
-SparsitySupport = false
-SparseRep = ellpack_block
+SparsitySupport = {"true" if sparse_rep else "false"}
+SparseRep = {sparse_rep or "ellpack_block"}
 OptimizedMapping = false
 BlockSize = 8
 RandomNumberGeneratorSeed = 40
@@ -127,17 +149,17 @@ def _read_report(path: Path) -> dict[str, str]:
     return {h.strip(): v.strip() for h, v in zip(header, row)}
 
 
-def run_one(job: dict[str, Any]) -> dict[str, Any]:
-    """Run SCALE-Sim on one layer/dataflow/array/memory point; return one reference row."""
+def _run_scalesim(layer: Any, config: str, sparsity: str = "") -> tuple[Any, dict[str, dict[str, str]], float]:
+    """Run SCALE-Sim on one layer (`sparsity`: an N:M topology column); return the simulator,
+    its report rows by report name and the wall time."""
     from scalesim.scale_sim import scalesim  # venv only
 
-    layer = layer_by_name(job["layer"])
-    m, k, n = layer.gemm_dims()
     with tempfile.TemporaryDirectory(prefix="scalesim-") as tmp:
         work = Path(tmp)
-        (work / "scale.cfg").write_text(scalesim_config(job["rows"], job["cols"], job["dataflow"], job["mem"]))
+        (work / "scale.cfg").write_text(config)
         header = CONV_HEADER if layer.kind == "conv" else GEMM_HEADER
-        (work / "topo.csv").write_text(f"{header}\n{layer.topology_row()}\n")
+        row = layer.topology_row() + (f" {sparsity}," if sparsity else "")
+        (work / "topo.csv").write_text(f"{header}{' Sparsity,' if sparsity else ''}\n{row}\n")
         (work / "layout.csv").write_text("Layer name,\n")  # read but unused without custom layouts
         start = time.perf_counter()
         sim = scalesim(
@@ -150,32 +172,71 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         )
         sim.run_scale(top_path=str(work / "out"))
         seconds = time.perf_counter() - start
-        compute = _read_report(work / "out" / "run" / "COMPUTE_REPORT.csv")
-        detail = _read_report(work / "out" / "run" / "DETAILED_ACCESS_REPORT.csv")
-    layer_sim = sim.runner.single_layer_sim_object_list[0]
-    cs = layer_sim.compute_system
-    demand_rows = cs.get_demand_matrices()[2].shape[0]
+        names = ["COMPUTE_REPORT", "DETAILED_ACCESS_REPORT"] + (["SPARSE_REPORT"] if sparsity else [])
+        reports = {name: _read_report(work / "out" / "run" / f"{name}.csv") for name in names}
+    return sim, reports, seconds
+
+
+def _stall_free(sim: Any, compute: dict[str, str], what: str) -> int:
+    """Demand-matrix rows - 1 (SCALE-Sim's stall-free cycles), checked against the report."""
+    demand_rows = sim.runner.single_layer_sim_object_list[0].compute_system.get_demand_matrices()[2].shape[0]
+    total, stalls = int(compute["Total Cycles"]), int(compute["Stall Cycles"])
+    if total - stalls != demand_rows - 1:
+        print(f"note: {what}: Total-Stall={total - stalls} != rows-1={demand_rows - 1}", file=sys.stderr)
+    return demand_rows - 1
+
+
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """Run SCALE-Sim on one point (dense, or sparse when the job has a ratio); one reference row."""
+    if "ratio" in job:
+        return run_sparse(job)
+    layer = layer_by_name(job["layer"])
+    m, k, n = layer.gemm_dims()
+    sim, reports, seconds = _run_scalesim(layer, scalesim_config(job["rows"], job["cols"], job["dataflow"], job["mem"]))
+    compute, detail = reports["COMPUTE_REPORT"], reports["DETAILED_ACCESS_REPORT"]
+    cs = sim.runner.single_layer_sim_object_list[0].compute_system
     ss_mkn = (cs.ifmap_op_mat.shape[0], cs.ifmap_op_mat.shape[1], cs.filter_op_mat.shape[1])
     if ss_mkn != (m, k, n):
         raise RuntimeError(f"{layer.name}: SCALE-Sim maps it to M,K,N={ss_mkn}, scalesim_layers says {(m, k, n)}")
-    total, stalls = int(compute["Total Cycles"]), int(compute["Stall Cycles"])
-    if total - stalls != demand_rows - 1:
-        print(f"note: {layer.name} {job['dataflow']}: Total-Stall={total - stalls} != rows-1={demand_rows - 1}",
-              file=sys.stderr)
     mem = job["mem"]
     return {
         "layer": layer.name, "kind": layer.kind, "M": m, "K": k, "N": n,
         "rows": job["rows"], "cols": job["cols"], "dataflow": job["dataflow"],
         "memory": mem["name"], "ifmap_kb": mem["ifmap_kb"], "filter_kb": mem["filter_kb"],
         "ofmap_kb": mem["ofmap_kb"], "bandwidth": mem["bandwidth"],
-        "scalesim_compute_cycles": demand_rows - 1,
-        "scalesim_total_cycles_with_stalls": total,
-        "scalesim_stall_cycles": stalls,
+        "scalesim_compute_cycles": _stall_free(sim, compute, f"{layer.name} {job['dataflow']}"),
+        "scalesim_total_cycles_with_stalls": int(compute["Total Cycles"]),
+        "scalesim_stall_cycles": int(compute["Stall Cycles"]),
         "scalesim_total_cycles_incl_prefetch": int(compute["Total Cycles (incl. prefetch)"]),
         "scalesim_folds": cs.row_fold * cs.col_fold,
         "scalesim_dram_ifmap_reads": int(detail["DRAM IFMAP Reads"]),
         "scalesim_dram_filter_reads": int(detail["DRAM Filter Reads"]),
         "scalesim_dram_ofmap_writes": int(detail["DRAM OFMAP Writes"]),
+        "scalesim_seconds": round(seconds, 4),
+    }  # fmt: skip
+
+
+def run_sparse(job: dict[str, Any]) -> dict[str, Any]:
+    """Run SCALE-Sim on one sparse case; one sparse reference row."""
+    layer = layer_by_name(job["layer"])
+    m, k, n = layer.gemm_dims()
+    config = scalesim_config(job["rows"], job["cols"], job["dataflow"], vars(SPARSE_MEMORY), job["format"])
+    sim, reports, seconds = _run_scalesim(layer, config, job["ratio"])
+    compute, sparse = reports["COMPUTE_REPORT"], reports["SPARSE_REPORT"]
+    cs = sim.runner.single_layer_sim_object_list[0].compute_system
+    if sparse["Sparsity Representation"] != job["format"]:
+        raise RuntimeError(f"{layer.name}: SCALE-Sim reports {sparse['Sparsity Representation']}, not {job['format']}")
+    return {
+        "layer": layer.name, "kind": layer.kind, "M": m, "K": k, "N": n, "ratio": job["ratio"],
+        "format": job["format"], "rows": job["rows"], "cols": job["cols"], "dataflow": job["dataflow"],
+        "scalesim_condensed_k": cs.filter_op_mat.shape[0],
+        "scalesim_compute_cycles": _stall_free(sim, compute, f"{layer.name} {job['ratio']} {job['dataflow']}"),
+        "scalesim_total_cycles_with_stalls": int(compute["Total Cycles"]),
+        "scalesim_stall_cycles": int(compute["Stall Cycles"]),
+        "scalesim_folds": cs.row_fold * cs.col_fold,
+        "scalesim_original_filter_storage": sparse["Original Filter Storage"],
+        "scalesim_new_filter_storage": sparse["New Storage (Filter+Metadata)"],
+        "scalesim_filter_metadata_storage": sparse["Filter Metadata Storage"],
         "scalesim_seconds": round(seconds, 4),
     }  # fmt: skip
 
@@ -208,35 +269,40 @@ def all_jobs() -> list[dict[str, Any]]:
     ]
 
 
-def run_scalesim(processes: int) -> tuple[list[dict[str, Any]], float]:
-    """Run the real SCALE-Sim in its venv on all jobs; exit 2 if the venv is missing."""
+def sparse_jobs() -> list[dict[str, Any]]:
+    """Every sparse case (`scalesim_layers.sparse_cases`) as a worker job."""
+    return [vars(case) for case in sparse_cases()]
+
+
+def run_scalesim(jobs: list[dict[str, Any]], processes: int) -> tuple[list[dict[str, Any]], float]:
+    """Run the real SCALE-Sim in its venv on `jobs`; exit 2 if the venv is missing."""
     if not VENV_PYTHON.exists():
         print(f"SCALE-Sim venv not found ({VENV_PYTHON}); run `bash experiments/setup_scalesim.sh` first",
               file=sys.stderr)
         sys.exit(2)
     with tempfile.TemporaryDirectory(prefix="ttvsim-scalesim-") as tmp:
-        jobs, out = Path(tmp) / "jobs.json", Path(tmp) / "rows.json"
-        jobs.write_text(json.dumps(all_jobs()))
-        cmd = [str(VENV_PYTHON), str(Path(__file__).resolve()), "--worker", str(jobs), str(out), str(processes)]
+        jobs_path, out = Path(tmp) / "jobs.json", Path(tmp) / "rows.json"
+        jobs_path.write_text(json.dumps(jobs))
+        cmd = [str(VENV_PYTHON), str(Path(__file__).resolve()), "--worker", str(jobs_path), str(out), str(processes)]
         subprocess.run(cmd, check=True, cwd=tmp, stdout=subprocess.DEVNULL)
         result = json.loads(out.read_text())
     return result["rows"], result["wall_seconds"]
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+def write_csv(rows: Sequence[dict[str, Any]], path: Path, columns: Sequence[str] = COLUMNS) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
 
 
-def read_csv(path: Path) -> list[dict[str, Any]]:
+def read_csv(path: Path, int_columns: Iterable[str] = INT_COLUMNS) -> list[dict[str, Any]]:
     """Reference rows with integer columns parsed."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     for row in rows:
-        for key in INT_COLUMNS:
+        for key in int_columns:
             row[key] = int(row[key])
         row["scalesim_seconds"] = float(row["scalesim_seconds"])
     return rows
@@ -403,66 +469,145 @@ def print_timing(rows: Sequence[dict[str, Any]], wall: float | None) -> None:
           + (f", {wall:.1f} s wall clock" if wall is not None else ""))
 
 
-def check(rows: Sequence[dict[str, Any]], source: str) -> int:
-    """Compare, print the summary, write the markdown report; 1 on any compute mismatch."""
+# -- sparse set ---------------------------------------------------------------------------------
+# Sparse reference columns ttvsim must reproduce exactly, and how ttvsim computes each.
+SPARSE_CHECKS = (
+    "scalesim_condensed_k", "scalesim_compute_cycles", "scalesim_original_filter_storage",
+    "scalesim_new_filter_storage", "scalesim_filter_metadata_storage",
+)  # fmt: skip
+
+
+def ttvsim_sparse(row: dict[str, Any]) -> dict[str, float]:
+    """ttvsim's value of every `SPARSE_CHECKS` column for one sparse case."""
+    from sim.systolic import condensed_k, gemm_cycles, nm_ratio, sparse_filter_storage
+
+    storage = sparse_filter_storage(row["K"], row["N"], row["ratio"], row["format"])
+    cycles = gemm_cycles(row["M"], row["K"], row["N"], row["rows"], row["cols"], row["dataflow"], sparsity=row["ratio"])
+    values = (condensed_k(row["K"], *nm_ratio(row["ratio"])), cycles, storage.original, storage.new, storage.metadata)
+    return dict(zip(SPARSE_CHECKS, values))
+
+
+def compare_sparse(rows: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, float], list[str]]]:
+    """(row, ttvsim's values, the columns that differ) for every sparse row."""
+    out = []
+    for row in rows:
+        ours = ttvsim_sparse(row)
+        out.append((row, ours, [k for k in SPARSE_CHECKS if float(row[k]) != float(ours[k])]))
+    return out
+
+
+def render_sparse(compared: Sequence[tuple[dict[str, Any], dict[str, float], list[str]]], source: str) -> list[str]:
+    n_ok = sum(not diff for _, _, diff in compared)
+    lines = [
+        "", "# Sparse: layer-wise N:M (SparsitySupport = true, OptimizedMapping = false)", "",
+        f"Reference: {source}. **{n_ok}/{len(compared)} exact** on the condensed reduction K', stall-free compute "
+        "cycles and SPARSE_REPORT filter storage (original, new = filter + metadata, metadata; words).", "",
+    ]  # fmt: skip
+    header = ["layer", "M K N", "N:M", "array", "dataflow", "format", "K' SS/ttv", "cycles SS/ttv",
+              "new storage SS/ttv", "metadata SS/ttv", "match"]  # fmt: skip
+    body = [[
+        row["layer"], f"{row['M']} {row['K']} {row['N']}", row["ratio"], f"{row['rows']}x{row['cols']}",
+        row["dataflow"], row["format"], f"{row['scalesim_condensed_k']}/{ours['scalesim_condensed_k']}",
+        f"{row['scalesim_compute_cycles']}/{ours['scalesim_compute_cycles']}",
+        f"{row['scalesim_new_filter_storage']}/{ours['scalesim_new_filter_storage']}",
+        f"{row['scalesim_filter_metadata_storage']}/{ours['scalesim_filter_metadata_storage']}",
+        "**NO** " + ", ".join(diff) if diff else "yes",
+    ] for row, ours, diff in compared]  # fmt: skip
+    return lines + _table(header, body)
+
+
+def check_sparse(rows: Sequence[dict[str, Any]], source: str) -> tuple[int, list[str]]:
+    """Compare the sparse rows, print the summary; (1 on any mismatch else 0, report lines)."""
+    compared = compare_sparse(rows)
+    bad = [(row, ours, diff) for row, ours, diff in compared if diff]
+    print(f"sparse N:M: {len(rows) - len(bad)}/{len(rows)} exact (K', compute cycles, filter storage) "
+          f"vs SCALE-Sim ({source})")
+    if bad:
+        print("\nSPARSE MISMATCHES (layer, M K N, N:M, array, dataflow, format: column SCALE-Sim vs ttvsim):")
+        for row, ours, diff in bad:
+            cols = "; ".join(f"{k} {row[k]} vs {ours[k]}" for k in diff)
+            print(f"  {row['layer']:<18} {row['M']} {row['K']} {row['N']} {row['ratio']} {row['rows']}x{row['cols']} "
+                  f"{row['dataflow']} {row['format']}: {cols}")
+    return int(bool(bad)), render_sparse(compared, source)
+
+
+def check_dense(rows: Sequence[dict[str, Any]], source: str) -> tuple[int, str]:
+    """Compare, print the summary; (1 on any compute mismatch else 0, the markdown report)."""
     result = compare(rows)
-    REPORT_MD.parent.mkdir(parents=True, exist_ok=True)
-    REPORT_MD.write_text(render_report(rows, result, source))
     n_ok = len(rows) - len(result["mismatches"])
     print(f"compute cycles: {n_ok}/{len(rows)} exact vs SCALE-Sim ({source})")
     if result["unavailable"]:
         print(result["unavailable"])
     for line in result["summaries"]:
         print(f"ttvsim vs SCALE-Sim, {line}")
-    print(f"report: {REPORT_MD}")
     if result["mismatches"]:
         print("\nMISMATCHES (layer, M K N, array, dataflow: SCALE-Sim vs ttvsim):")
         for row, ours in result["mismatches"]:
             print(f"  {row['layer']:<22} {row['M']:>4} {row['K']:>4} {row['N']:>4}  {row['rows']}x{row['cols']} "
                   f"{row['dataflow']}: {row['scalesim_compute_cycles']} vs {ours}")
-        return 1
-    return 0
+    return int(bool(result["mismatches"])), render_report(rows, result, source)
+
+
+def check(dense: Sequence[dict[str, Any]], sparse: Sequence[dict[str, Any]], sources: tuple[str, str]) -> int:
+    """Check both sets (either may be empty), write the markdown report; 1 on any mismatch."""
+    status, report = check_dense(dense, sources[0]) if dense else (0, "# ttvsim vs SCALE-Sim 3.0.0\n")
+    if sparse:
+        sparse_status, lines = check_sparse(sparse, sources[1])
+        status |= sparse_status
+        report += "\n".join(lines) + "\n"
+    REPORT_MD.parent.mkdir(parents=True, exist_ok=True)
+    REPORT_MD.write_text(report)
+    print(f"report: {REPORT_MD}")
+    return status
+
+
+def _shown(path: Path) -> str:
+    return f"`{path.resolve().relative_to(REPO) if path.resolve().is_relative_to(REPO) else path}`"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true", help="compare the committed reference CSV (default)")
-    mode.add_argument("--record", action="store_true", help="run SCALE-Sim and rewrite the reference CSV")
-    mode.add_argument("--live", action="store_true", help="run SCALE-Sim now into a temp CSV and check")
+    mode.add_argument("--check", action="store_true", help="compare the committed reference CSVs (default)")
+    mode.add_argument("--record", action="store_true", help="run SCALE-Sim and rewrite the reference CSVs")
+    mode.add_argument("--live", action="store_true", help="run SCALE-Sim now into temp CSVs and check")
     mode.add_argument("--worker", nargs=3, metavar=("JOBS", "OUT", "PROCS"), help=argparse.SUPPRESS)
+    parser.add_argument("--sparse", action="store_true", help="only the sparse N:M set")
     parser.add_argument("--time", action="store_true", help="print SCALE-Sim's wall time per layer and in total")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="SCALE-Sim processes")
-    parser.add_argument("--csv", type=Path, default=REFERENCE_CSV, help="reference CSV to check")
+    parser.add_argument("--csv", type=Path, default=REFERENCE_CSV, help="dense reference CSV to check")
+    parser.add_argument("--sparse-csv", type=Path, default=SPARSE_REFERENCE_CSV, help="sparse reference CSV to check")
     args = parser.parse_args(argv)
 
     if args.worker:
         worker(Path(args.worker[0]), Path(args.worker[1]), int(args.worker[2]))
         return 0
     wall: float | None = None
-    csv_path = args.csv
     if args.record or args.live:
         try:
-            fresh, wall = run_scalesim(args.jobs)
+            fresh, wall = run_scalesim(([] if args.sparse else all_jobs()) + sparse_jobs(), args.jobs)
         except subprocess.CalledProcessError as exc:
             print(f"SCALE-Sim run failed (exit {exc.returncode}); see its error above", file=sys.stderr)
             return 1
-        rows = fresh
+        dense, sparse = [r for r in fresh if "ratio" not in r], [r for r in fresh if "ratio" in r]
         if args.record:
-            write_csv(rows, csv_path := REFERENCE_CSV)
-    elif not csv_path.exists():
-        print(f"reference CSV {csv_path} missing; record it with --record", file=sys.stderr)
-        return 2
+            if dense:
+                write_csv(dense, REFERENCE_CSV)
+            write_csv(sparse, SPARSE_REFERENCE_CSV, SPARSE_COLUMNS)
+        sources = ("a live SCALE-Sim 3.0.0 run",) * 2 if args.live else (
+            f"{_shown(REFERENCE_CSV)} (just recorded)", f"{_shown(SPARSE_REFERENCE_CSV)} (just recorded)")
     else:
-        rows = read_csv(csv_path)
-    if args.live:
-        source = "a live SCALE-Sim 3.0.0 run"
-    else:
-        shown = csv_path.resolve().relative_to(REPO) if csv_path.resolve().is_relative_to(REPO) else csv_path
-        source = f"`{shown}`" + (" (just recorded)" if args.record else "")
+        paths = ([] if args.sparse else [args.csv]) + [args.sparse_csv]
+        missing = [p for p in paths if not p.exists()]
+        if missing:
+            print(f"reference CSV {missing[0]} missing; record it with --record", file=sys.stderr)
+            return 2
+        dense = [] if args.sparse else read_csv(args.csv)
+        sparse = read_csv(args.sparse_csv, SPARSE_INT_COLUMNS)
+        sources = (_shown(args.csv), _shown(args.sparse_csv))
     if args.time:
-        print_timing(rows, wall)
-    return check(rows, source)
+        print_timing([*dense, *sparse], wall)
+    return check(dense, sparse, sources)
 
 
 if __name__ == "__main__":
