@@ -124,7 +124,7 @@ CLASSES = ("conv", "linear/GEMM", "attention", "norm", "elementwise/activation",
 
 # -- op classes ----------------------------------------------------------------------------------------
 _K_ATTN = re.compile(r"flash|fmha|sdpa|softmax|attention|attn", re.I)
-_K_MOVE = re.compile(r"nchwtonhwc|nhwctonchw|transpose|permute|memcpy|memset|copy|catarray|concat|upsample|"
+_K_MOVE = re.compile(r"nchwtonhwc|nhwctonchw|tensortransform|transpose|permute|memcpy|memset|copy|catarray|concat|upsample|"
                      r"index|gather|scatter|reflection_pad|constant_pad|repeat|flip|roll|im2col|col2im", re.I)
 _K_NORM = re.compile(r"group_?norm|layer_?norm|rms_?norm|batch_?norm|rowwisemoments|computefusedparams|welford", re.I)
 _K_CONV = re.compile(r"fprop|conv|implicit_?gemm|winograd|dgrad|wgrad", re.I)
@@ -132,7 +132,12 @@ _K_GEMM = re.compile(r"gemm|nvjet|cublas|cutlass|xmma|wgmma|s16816|h16816|s1688|
 _K_ELEM = re.compile(r"elementwise|vectorized|unrolled|silu|gelu|sigmoid|tanh|relu|exp|activation|add|mul", re.I)
 
 
+_K_OTHER = re.compile(r"arange|with_index|philox|randperm|curand", re.I)  # index-generating, not data movement
+
+
 def classify_kernel(name: str) -> str:
+    if _K_OTHER.search(name):
+        return "other"
     for cls, pat in (("attention", _K_ATTN), ("data movement", _K_MOVE), ("norm", _K_NORM), ("conv", _K_CONV),
                      ("linear/GEMM", _K_GEMM), ("elementwise/activation", _K_ELEM)):
         if pat.search(name):
@@ -384,10 +389,16 @@ def _cfg(base: dict[str, Any], name: str, smoke: bool) -> dict[str, Any]:
     return c
 
 
+CHANNELS_LAST = False  # --channels-last: 4-D weights and inputs in NHWC (conv models only)
+
+
 def _make(torch: Any, cls: Any, cfg: dict[str, Any], device: str, dtype: Any) -> Any:
     with torch.device(device):
         m = cls.from_config(cfg)
-    return m.to(dtype).eval()
+    m = m.to(dtype).eval()
+    if CHANNELS_LAST:
+        m = m.to(memory_format=torch.channels_last)
+    return m
 
 
 def build(name: str, torch: Any, device: str, dtype: Any, smoke: bool, batch: int | None = None):
@@ -395,7 +406,8 @@ def build(name: str, torch: Any, device: str, dtype: Any, smoke: bool, batch: in
     import diffusers
 
     def rnd(*shape):
-        return torch.randn(*shape, device=device, dtype=dtype)
+        x = torch.randn(*shape, device=device, dtype=dtype)
+        return x.contiguous(memory_format=torch.channels_last) if CHANNELS_LAST and x.dim() == 4 else x
 
     def steps(b):
         return torch.full((b,), 999, device=device, dtype=torch.long)
@@ -498,11 +510,12 @@ def set_attention(model: Any, name: str, attention: str) -> tuple[str | None, st
 
 def run_diffusion(run: Run, name: str, args: argparse.Namespace) -> None:
     torch = run.torch
+    label = name + ("+channels_last" if CHANNELS_LAST else "")
     dtype = torch.float16 if run.cuda else torch.float32
     for attention in ("fused", "unfused"):
         if run.left() < 20:
-            run.log(f"{name} [{attention}]: skipped, out of time budget")
-            run.failures.append(f"{name} [{attention}]: out of time budget")
+            run.log(f"{label} [{attention}]: skipped, out of time budget")
+            run.failures.append(f"{label} [{attention}]: out of time budget")
             continue
         batch = None
         model = fwd = None
@@ -519,7 +532,7 @@ def run_diffusion(run: Run, name: str, args: argparse.Namespace) -> None:
                     def fwd(f=fwd_raw):
                         with torch.no_grad():
                             return f()
-                run.log(f"{name} [{attention}] built in {time.perf_counter() - t_build:.1f} s, batch {b}, {note}; {pnote}")
+                run.log(f"{label} [{attention}] built in {time.perf_counter() - t_build:.1f} s, batch {b}, {note}; {pnote}")
                 # warm-up (also finds out-of-memory before timing)
                 t = time.perf_counter()
                 fwd()
@@ -528,7 +541,7 @@ def run_diffusion(run: Run, name: str, args: argparse.Namespace) -> None:
                 break
             except Exception as exc:
                 oom = "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
-                run.fail(f"{name} [{attention}] build/warm-up (batch {batch or 'default'})", exc)
+                run.fail(f"{label} [{attention}] build/warm-up (batch {batch or 'default'})", exc)
                 model = fwd = None
                 run.free()
                 if oom and attempt == 0 and name == "cogvideox_2b":
@@ -545,28 +558,28 @@ def run_diffusion(run: Run, name: str, args: argparse.Namespace) -> None:
             n_eager = int(min(10, max(3, 3000 / max(est, 1e-3))))
             ev, wall = time_eager(run, fwd, n_eager)
             run.write("forward_times", TIMES_COLUMNS, {
-                "model": name, "attention": attention, "mode": "eager", "time_ms": statistics.median(ev), "batch": b,
+                "model": label, "attention": attention, "mode": "eager", "time_ms": statistics.median(ev), "batch": b,
                 "reps": n_eager, "spread_ms": max(ev) - min(ev), "note": f"CUDA events; first call {first:.1f} ms"})
             run.write("forward_times", TIMES_COLUMNS, {
-                "model": name, "attention": attention, "mode": "eager_wall", "time_ms": statistics.median(wall),
+                "model": label, "attention": attention, "mode": "eager_wall", "time_ms": statistics.median(wall),
                 "batch": b, "reps": n_eager, "spread_ms": max(wall) - min(wall), "note": "perf_counter + synchronize"})
-            run.log(f"  {name} [{attention}] eager {statistics.median(ev):.2f} ms (wall {statistics.median(wall):.2f})")
+            run.log(f"  {label} [{attention}] eager {statistics.median(ev):.2f} ms (wall {statistics.median(wall):.2f})")
         except Exception as exc:
-            run.fail(f"{name} [{attention}] eager", exc)
+            run.fail(f"{label} [{attention}] eager", exc)
             est = None
         try:
             prof = profile_forward(run, fwd)
-            record_profile(run, name, attention, prof)
+            record_profile(run, label, attention, prof)
             for mode, val, note in (
                 ("kernel_sum", prof["kernel_sum_us"] / 1e3, "sum of GPU kernel/memcpy/memset durations, one eager forward"),
                 ("kernel_busy", prof["busy_us"] / 1e3, "union of kernel intervals (GPU busy time)"),
                 ("profiled_wall", prof["wall_ms"], "wall clock of the profiled forward (profiler overhead included)"),
             ):
-                run.write("forward_times", TIMES_COLUMNS, {"model": name, "attention": attention, "mode": mode,
+                run.write("forward_times", TIMES_COLUMNS, {"model": label, "attention": attention, "mode": mode,
                                                            "time_ms": val, "kernels": prof["launches"], "batch": b,
                                                            "reps": 1, "note": note})
         except Exception as exc:
-            run.fail(f"{name} [{attention}] profile", exc)
+            run.fail(f"{label} [{attention}] profile", exc)
         if run.cuda and not args.no_graph:
             try:
                 if est is not None and est * 14 / 1e3 > run.left() - 10:
@@ -574,11 +587,11 @@ def run_diffusion(run: Run, name: str, args: argparse.Namespace) -> None:
                 reps = int(min(20, max(10, 2000 / max(est or 1.0, 1e-3))))
                 g = time_graph(run, fwd, reps)
                 run.write("forward_times", TIMES_COLUMNS, {
-                    "model": name, "attention": attention, "mode": "graph", "time_ms": statistics.median(g),
+                    "model": label, "attention": attention, "mode": "graph", "time_ms": statistics.median(g),
                     "batch": b, "reps": reps, "spread_ms": max(g) - min(g), "note": "CUDA graph replay, CUDA events"})
-                run.log(f"  {name} [{attention}] graph replay {statistics.median(g):.2f} ms (median of {reps})")
+                run.log(f"  {label} [{attention}] graph replay {statistics.median(g):.2f} ms (median of {reps})")
             except Exception as exc:
-                run.fail(f"{name} [{attention}] graph", exc)
+                run.fail(f"{label} [{attention}] graph", exc)
         del model, fwd
         run.free()
 
@@ -635,6 +648,43 @@ def run_llama(run: Run, args: argparse.Namespace) -> None:
     run.free()
 
 
+def reclassify(folder: str) -> int:
+    """Rewrite forward_op_classes.csv (and forward_kernels.csv's class columns) from the raw per-kernel
+    rows with the current classifiers; model/attention order and kernel times are unchanged."""
+    path_k = os.path.join(folder, "forward_kernels.csv")
+    with open(path_k, newline="") as f:
+        rows = list(csv.DictReader(f))
+    order: list[tuple[str, str]] = []
+    sums: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    for r in rows:
+        r["class_by_kernel"] = classify_kernel(r["kernel"])
+        r["class_by_op"] = classify_op(r["aten_op"]) if r["aten_op"] else r["class_by_kernel"]
+        key = (r["model"], r["attention"])
+        if key not in order:
+            order.append(key)
+        for basis, cls in (("kernel_name", r["class_by_kernel"]), ("aten_op", r["class_by_op"])):
+            acc = sums.setdefault((*key, basis), {c: [0.0, 0.0] for c in CLASSES})
+            acc[cls][0] += float(r["time_us"])
+            acc[cls][1] += float(r["launches"])
+    with open(path_k, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=KERNEL_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    with open(os.path.join(folder, "forward_op_classes.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CLASS_COLUMNS)
+        w.writeheader()
+        for model, attention in order:
+            for basis in ("kernel_name", "aten_op"):
+                acc = sums[(model, attention, basis)]
+                total = sum(v[0] for v in acc.values()) or 1.0
+                for cls in CLASSES:
+                    w.writerow({"model": model, "attention": attention, "basis": basis, "op_class": cls,
+                                "kernel_time_ms": _fmt(acc[cls][0] / 1e3), "share": _fmt(acc[cls][0] / total),
+                                "launches": int(acc[cls][1])})
+    print(f"reclassified {len(rows)} kernel rows in {folder}")
+    return 0
+
+
 def isolate(args: argparse.Namespace, argv: list[str]) -> int:
     """Run each model in a child process with what is left of the budget; CSVs are appended."""
     import subprocess
@@ -675,17 +725,28 @@ def isolate(args: argparse.Namespace, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", default=None, help="output folder (required unless --reclassify)")
     p.add_argument("--budget-s", type=float, default=500.0)
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--no-graph", action="store_true")
     p.add_argument("--device", default="cuda")
+    p.add_argument("--channels-last", action="store_true",
+                   help="NHWC weights and inputs (models with 4-D convolutions only); rows say model+channels_last")
+    p.add_argument("--reclassify", metavar="DIR",
+                   help="recompute DIR/forward_op_classes.csv and the class columns of DIR/forward_kernels.csv "
+                        "with this file's classifiers (no GPU)")
     p.add_argument("--isolate", action="store_true",
                    help="run each model in its own child process (a sticky CUDA error or leaked memory stays there)")
     args = p.parse_args(argv)
+    if not args.out and not args.reclassify:
+        p.error("--out is required")
+    if args.reclassify:
+        return reclassify(args.reclassify)
     if args.isolate:
         return isolate(args, argv if argv is not None else sys.argv[1:])
+    global CHANNELS_LAST
+    CHANNELS_LAST = args.channels_last
     try:
         import torch
     except ImportError:

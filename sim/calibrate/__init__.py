@@ -39,11 +39,45 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the harness)")
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu (harness test only: implies --quick)")
     p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
+    p.add_argument("--cudnn-benchmark", action="store_true",
+                   help="torch.backends.cudnn.benchmark = True (autotuned conv algorithms; default off, as in eager)")
+    p.add_argument("--summarize-only", action="store_true",
+                   help="re-derive calibration.yaml from the CSVs already in --out (no measurement, no GPU)")
     return p
+
+
+def _resummarize(out: str, argv: list[str]) -> int:
+    """calibration.yaml again from DIR's CSVs; the device header and command come from the old file."""
+    import yaml
+
+    from . import summary
+
+    path = os.path.join(out, "calibration.yaml")
+    info: dict = {}
+    command = None
+    if os.path.exists(path):
+        with open(path) as f:
+            info = dict((yaml.safe_load(f) or {}).get("device") or {})
+        command = info.pop("command", None)
+    skipped = []
+    log = os.path.join(out, "log.txt")
+    if os.path.exists(log):
+        with open(log) as f:
+            skipped = [line.split("FAILED ", 1)[1].strip() for line in f if "FAILED " in line]
+    rows = summary.load_rows(out)
+    if not rows:
+        print(f"sim.calibrate: no CSVs in {out}", file=sys.stderr)
+        return 2
+    old = (command or "python -m sim.calibrate").replace("python -m sim.calibrate", "").split()
+    summary.write(out, info, rows, skipped, old)
+    print(f"re-derived {path} from {', '.join(sorted(rows))}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.summarize_only:
+        return _resummarize(args.out, list(argv if argv is not None else sys.argv[1:]))
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
@@ -64,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx = _bench.Context(torch, args.device, getattr(torch, args.dtype), args.out, args.budget_s, args.quick)
     info = _bench.device_info(torch, args.device)
+    info["dtype"] = args.dtype
+    info["cudnn_benchmark"] = bool(args.cudnn_benchmark)
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
     ctx.log(f"sim.calibrate on {info.get('device')} (driver {info.get('driver')}, torch {info.get('torch')}), "
             f"families {','.join(families)}, budget {args.budget_s:.0f} s{' [quick]' if args.quick else ''}")
     if ctx.cuda:  # ~1 s of large GEMMs so the clocks are up before the first measurement

@@ -89,10 +89,15 @@ def write(out: str, info: dict[str, Any], rows: dict[str, list[Row]], skipped: l
     gemm = rows.get("gemm", [])
     y.section("gemm")
     y.put("peak_tflops", _r(_max(_vals(_sel(gemm, benchmark="peak"), "tflops"))),
-          "gemm.csv benchmark=peak (8192^3 torch.matmul fp16, random normal, 20-200 repeats): tflops")
+          f"gemm.csv benchmark=peak (8192^3 torch.matmul {info.get('dtype', 'float16')}, random normal, 20-200 repeats): tflops")
     y.put("max_tflops_any_shape", _r(_max(_vals(gemm, "tflops"))), "gemm.csv all rows: max tflops")
+    best = max(gemm, key=lambda r: _num(r.get("tflops")) or 0.0) if gemm else None
+    y.put("max_tflops_shape", f"{best['api']} M={best['M']} K={best['K']} N={best['N']}" if best else None,
+          "gemm.csv: the row of max_tflops_any_shape")
     sq = {int(r["M"]): _r(_num(r["tflops"])) for r in _sel(gemm, benchmark="square", api="linear")}
-    y.put("square_linear_tflops", sq or None, "gemm.csv benchmark=square api=linear: tflops by M=K=N")
+    y.put("square_linear_tflops", sq or None, "gemm.csv benchmark=square api=linear (x @ w^T): tflops by M=K=N")
+    sq = {int(r["M"]): _r(_num(r["tflops"])) for r in _sel(gemm, benchmark="square", api="matmul")}
+    y.put("square_matmul_tflops", sq or None, "gemm.csv benchmark=square api=matmul (x @ w): tflops by M=K=N")
     y.put("small_m_weight_gbs_m1", _r(_max(_vals(_sel(gemm, benchmark="small_m", M=1), "gbs"))),
           "gemm.csv benchmark=small_m M=1 (K,N = 4096/11008): max gbs (weight streaming)")
     sm = {int(r["M"]): _r(_num(r["time_us"])) for r in _sel(gemm, benchmark="small_m", K=4096, N=4096)}
