@@ -19,7 +19,7 @@ is paid, nothing is fetched, every step runs. The defaults (1 ms, 10 GB/s) are p
 for a local vector index and a storage/NIC link; set them for the deployment studied.
 
 A distribution of K (a mapping K -> probability, summing to 1) is run at its expected K rounded
-to the nearest step, which is exact for latency whenever steps cost the same and E[K] is whole
+to the nearest step (halves up), which is exact for latency whenever steps cost the same and E[K] is whole
 (the latency is affine in K). For the exact probability-weighted mix, simulate each entry of
 `variants(distribution, ...)` and weight the results by its probability.
 The simulator models cost, not image quality (which NIRVANA trades off through K).
@@ -27,6 +27,7 @@ The simulator models cost, not image quality (which NIRVANA trades off through K
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,9 +71,10 @@ def distribution(k: Any, where: str = "skip_steps.k") -> dict[int, float]:
 
 
 def expected_k(k: Any, where: str = "skip_steps.k") -> int:
-    """The K a pass runs with: K itself, or a distribution's mean rounded to the nearest step."""
+    """The K a pass runs with: K itself, or a distribution's mean rounded to the nearest step
+    (halves up)."""
     dist = distribution(k, where)
-    return int(round(sum(kk * p for kk, p in dist.items())))
+    return math.floor(sum(kk * p for kk, p in dist.items()) + 0.5)
 
 
 def variants(k: Any, **options: Any) -> list[tuple[float, dict[str, Any]]]:
