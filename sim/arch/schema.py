@@ -112,8 +112,9 @@ def _check_expanded_size(root: yaml.Node) -> None:
 
 def parse_yaml(text: str, where: str) -> Any:
     """Parse YAML `text` with the bounds above; errors name `where` (and the line)."""
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # the reader refuses control characters here already
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -123,7 +124,8 @@ def parse_yaml(text: str, where: str) -> Any:
     except (ValueError, OverflowError, TypeError) as exc:  # e.g. an integer literal of 5,000 digits
         raise InputError(f"malformed YAML: {short_str(str(exc), 200)}", where=where) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
