@@ -2,6 +2,8 @@
 
 GEMM partitioning: the folds of a kernel (all its instances) are dealt out to every array on
 the chip; each array runs ceil(folds / arrays) folds back to back, in lock step with the others.
+The arrays of a core share its SRAMs (as the tensor cores of an SM share its shared memory and
+the MXUs of a TPU core its memory): tiles are sized for the whole core's SRAM.
 
 GEMM memory model. Operands stream from DRAM (through the L2, when there is one) into
 double-buffered SRAMs; a resident block must fit half its buffer. Traffic at each level is the
@@ -122,7 +124,7 @@ def _os_tiled(m, k, n, rows, cols, ha, hb, hc, wa, wb):
 @njit(cache=True)
 def _sram_tiled(m, k, n, rows, cols, dataflow, ha, hb, hc, wa, wb):
     """SRAM fills (a, b, partial-sum spill read+write) of one M x K x N GEMM walked whole by
-    one array; ha, hb, hc are the usable (half) buffer words; the cheaper loop order wins."""
+    one core; ha, hb, hc are the usable (half) buffer words; the cheaper loop order wins."""
     a_words, c_words = m * k, m * n
     if dataflow == OS:
         a_rd, b_rd = _os_tiled(m, k, n, rows, cols, ha, hb, hc, wa, wb)
@@ -249,9 +251,10 @@ def _gemm(out, m, k, n, count, a_dram, b_dram, c_dram, hw):
     steps = _cdiv(total_folds, hw.arrays)
     used = min(hw.arrays, total_folds)
 
-    # Traffic of one instance: SRAM fills as one array walks its folds with its own SRAM;
-    # DRAM reads are those fills, or with an L2 the cheapest blocking of the GEMM in it.
-    ha, hb, hc = hw.ifmap_words // 2, hw.filter_words // 2, hw.ofmap_words // 2
+    # Traffic of one instance: SRAM fills as one core walks its folds with the SRAM its arrays
+    # share; DRAM reads are those fills, or with an L2 the cheapest blocking of the GEMM in it.
+    share = hw.arrays // hw.cores
+    ha, hb, hc = hw.ifmap_words * share // 2, hw.filter_words * share // 2, hw.ofmap_words * share // 2
     a_rd, b_rd, spill = _split_min(m, k, n, rows, cols, dataflow, ha, hb, hc, a_dram, b_dram, 0)
     a_mem, b_mem, c_spill = a_rd, b_rd, spill
     if l2_words > 0:
