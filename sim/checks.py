@@ -51,7 +51,7 @@ def _plain(value: Any) -> Any:
 
 
 def check_overrides(overrides: Any, where: str = "overrides") -> Mapping[str, Any] | None:
-    """`overrides` if it is None or a nested mapping with string keys."""
+    """`overrides` if it is None or a nested mapping with string keys and YAML-like values."""
     if overrides is None:
         return None
     if not isinstance(overrides, Mapping):
@@ -64,7 +64,23 @@ def check_overrides(overrides: Any, where: str = "overrides") -> Mapping[str, An
             raise InputError(f"keys must be strings, got {_kind(key)}", where=where)
         if isinstance(value, Mapping):
             check_overrides(value, f"{where}.{key}")
+        else:
+            _check_plain(value, f"{where}.{key}")
     return overrides
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Override values are what a YAML or JSON file can hold: scalars, lists and mappings."""
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+    elif isinstance(value, Mapping):
+        check_overrides(value, where)
+    elif not isinstance(value, _PLAIN):
+        raise InputError(f"expected a number, string, boolean, list or mapping, got {_kind(value)}", where=where)
 
 
 def check_load_arch(source: Any, overrides: Any = None) -> None:

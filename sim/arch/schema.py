@@ -9,7 +9,8 @@ otherwise within the generic range: at most `NUMBER_MAX` (1e9), and for a positi
 least 1 (int) or `POSITIVE_FLOAT_MIN` (1e-6, float), for a non-negative one at least 0. Booleans
 are not numbers. Strings are at most `STRING_MAX` characters and hold no NUL.
 
-YAML files are read with bounds (`FILE_MAX_BYTES`, `DEPTH_MAX`, `NODES_MAX`): UTF-8 text only,
+YAML holds JSON-like values only (`!!binary`, `!!set`, `!!omap`, `!!pairs` are refused; a
+date stays the string it was written as). YAML files are read with bounds (`FILE_MAX_BYTES`, `DEPTH_MAX`, `NODES_MAX`): UTF-8 text only,
 no NUL bytes, nesting at most `DEPTH_MAX` deep, and at most `NODES_MAX` nodes once every alias
 is expanded ("billion laughs" documents are refused before they are built); recursive aliases
 are refused.
@@ -77,6 +78,20 @@ class _BoundedLoader(yaml.SafeLoader):
         node = super().compose_document()
         _check_expanded_size(node)
         return node
+
+
+def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return loader.construct_scalar(node)  # a date is kept as written: configs hold no dates
+
+
+def _refuse_tag(loader: yaml.SafeLoader, node: yaml.Node) -> None:
+    raise yaml.constructor.ConstructorError(None, None, f"unsupported YAML tag {node.tag}", node.start_mark)
+
+
+# Configs hold JSON-like values only: strings, numbers, booleans, null, lists and mappings.
+_BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+for _tag in ("binary", "set", "omap", "pairs"):
+    _BoundedLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_tag)
 
 
 def _check_expanded_size(root: yaml.Node) -> None:
