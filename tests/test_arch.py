@@ -87,3 +87,43 @@ def test_file_errors_name_the_file(tmp_path):
     path.write_text("name: m\nfrequency_mhz: 1000\nword_bytes: 2\narray: {rows: 8, cols: 8, dataflow: xs}\n")
     with pytest.raises(InputError, match=r"mine.yaml: array.dataflow: unknown value 'xs'"):
         sim.load_arch(path)
+
+
+def test_field_ranges_from_doc_metadata():
+    from dataclasses import dataclass, field
+
+    from sim.arch.schema import NUMBER_MAX, POSITIVE_FLOAT_MIN, doc, from_mapping
+
+    @dataclass(frozen=True)
+    class Unit:
+        lanes: int = field(metadata=doc("lanes", min=4, max=64))
+        clock: float = field(default=1.0, metadata=doc("clock"))
+        spare: float = field(default=0.0, metadata=doc("spare", positive=False))
+
+    assert from_mapping(Unit, {"lanes": 4.0, "spare": 0}, "u") == Unit(4, 1.0, 0.0)
+    for data, message in [
+        ({"lanes": 2}, "u.lanes: must be at least 4, got 2"),
+        ({"lanes": 65}, "u.lanes: must be at most 64, got 65"),
+        ({"lanes": 8, "clock": NUMBER_MAX * 2}, "u.clock: must be at most 1e+09"),
+        ({"lanes": 8, "clock": POSITIVE_FLOAT_MIN / 2}, "u.clock: must be positive"),
+        ({"lanes": 8, "spare": -1}, "u.spare: must not be negative"),
+        ({"lanes": 8, "clock": float("nan")}, "u.clock: must be a finite number, got nan"),
+        ({"lanes": True}, "u.lanes: expected an integer, got True"),
+        ({"lanes": 10**5000}, "u.lanes: must be at most 64, got <integer of about 5001 digits>"),
+    ]:
+        with pytest.raises(InputError) as info:
+            from_mapping(Unit, data, "u")
+        assert message in str(info.value)
+
+
+def test_messages_quote_user_input_briefly():
+    from workloads.errors import short_repr
+
+    assert len(short_repr("x" * 10**6)) <= 80 and short_repr(10**5000).startswith("<integer of about")
+    laughs: list = [1]
+    for _ in range(30):
+        laughs = [laughs] * 10  # 10**30 elements if expanded: short_repr must not expand it
+    assert len(short_repr(laughs)) <= 80
+    with pytest.raises(InputError) as info:
+        sim.load_arch("os128", overrides={"k" * 10**6: 1})
+    assert len(str(info.value)) < 1000 and "\n" not in str(info.value)
