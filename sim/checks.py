@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from workloads.errors import InputError, short_repr, short_str
+from workloads.inputs import check_path_text
 
 __all__ = ["check_arch", "check_graph", "check_load_arch", "check_overrides", "check_simulate"]
 
@@ -89,8 +90,11 @@ def check_load_arch(source: Any, overrides: Any = None) -> None:
 
     if isinstance(source, (bool, bytes)) or not isinstance(source, (str, Path, Mapping, Arch)):
         raise InputError(f"arch source must be a preset name, a YAML path, a mapping or an Arch, got {_kind(source)}")
-    if isinstance(source, str) and (not source or "\0" in source or len(source) > 4096):
-        raise InputError(f"arch source must be a preset name or a YAML path, got {short_repr(source)}")
+    if isinstance(source, (str, Path)):
+        text = str(source)
+        if not text or "\0" in text or len(text) > 4096:
+            raise InputError(f"arch source must be a preset name or a YAML path, got {short_repr(text)}")
+        check_path_text(text, f"arch file '{short_str(text)}'")
     check_overrides(overrides)
 
 

@@ -180,6 +180,13 @@ EXPERIMENT_CASES: list[tuple[str, str, str]] = [
     ("arch-missing-file", BASE.replace("arch: os128", "arch: nope/x.yaml"), "not found"),
     ("arch-dev-zero", BASE.replace("arch: os128", "arch: /dev/zero"), ""),
     ("arch-mapping-empty", BASE.replace("arch: os128", "arch: {}"), "missing required key"),
+    ("arch-long-name", BASE.replace("arch: os128", "arch: " + "a" * 300), "longer than 255 bytes"),
+    ("arch-long-path", BASE.replace("arch: os128", "arch: x/" + "a" * 300 + ".yaml"), "longer than 255 bytes"),
+    ("option-long-path", "name: x\nworkload: {model: scalesim_topology, options: {path: " + "p" * 300 + "}}\narch: edge\n",
+     "longer than 255 bytes"),
+    ("option-long-config", "name: x\nworkload: {model: sd15_unet, options: {config: c/" + "c" * 300 + "}}\narch: edge\n",
+     "longer than 255 bytes"),
+    ("energy-long-table", BASE + "arch_overrides: {energy: {table: " + "t" * 300 + "}}\n", "energy"),
     ("overrides-int", BASE + "arch_overrides: 5\n", "expected a mapping"),
     ("overrides-list", BASE + "arch_overrides: [1]\n", "expected a mapping"),
     ("overrides-section-scalar", BASE + "arch_overrides: {dram: 5}\n", "expected a mapping"),
@@ -200,7 +207,15 @@ EXPERIMENT_CASES: list[tuple[str, str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("text", "expect"), [pytest.param(t, e, id=i) for i, t, e in EXPERIMENT_CASES])
+# Known, reported to the owner of sim/energy/table.py: `_find` calls Path.is_file, which raises
+# OSError (ENAMETOOLONG) for a 300-character name; workloads.inputs.is_file answers False instead.
+KNOWN_BUGS = {"energy-long-table": "sim/energy/table.py _find: Path.is_file raises OSError for a long name"}
+
+
+@pytest.mark.parametrize(("text", "expect"), [
+    pytest.param(t, e, id=i, marks=[pytest.mark.xfail(reason=KNOWN_BUGS[i])] if i in KNOWN_BUGS else [])
+    for i, t, e in EXPERIMENT_CASES
+])  # fmt: skip
 def test_malformed_experiment_keys(tmp_path, capsys, text, expect):
     run_yaml(tmp_path, capsys, text, expect)
 
@@ -328,6 +343,7 @@ SWEEP_CASES = [
     ("limit-zero", "sweep_limit: 0\nsweep: {arch.cores: [1]}\n", "sweep_limit"),
     ("mega-key", "sweep:\n  ? arch." + "k" * 100_000 + "\n  : [1]\n", "unknown key"),
     ("nan-option", "sweep: {workload.options.steps: [.nan]}\n", "expects an integer"),
+    ("long-path", "sweep: {workload.options.config: [" + "c" * 300 + "]}\n", "longer than 255 bytes"),
 ]
 
 

@@ -11,6 +11,22 @@ from pathlib import Path
 from .errors import InputError
 
 FILE_MAX_BYTES = 10 * 1024 * 1024  # a file larger than this is refused without reading it all
+NAME_MAX = 255  # bytes of one path component on common file systems
+
+
+def is_file(path: str | Path) -> bool:
+    """`Path.is_file` that answers False, instead of raising, for a name too long or with a NUL."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def check_path_text(text: str, what: str, where: str | None = None) -> str:
+    """`text` if no component of it is longer than `NAME_MAX` bytes (no such file can exist)."""
+    if any(len(part.encode("utf-8", "surrogatepass")) > NAME_MAX for part in text.split("/")):
+        raise InputError(f"{what}: a path component is longer than {NAME_MAX} bytes", where=where)
+    return text
 
 
 def read_text(path: str | Path, what: str = "file") -> str:

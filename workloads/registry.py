@@ -24,6 +24,7 @@ from typing import Any
 
 from . import zoo
 from .errors import InputError, short_repr, short_str, suggest, unknown
+from .inputs import check_path_text
 from .ir import OpGraph, numel
 
 OPTION_MAX: Mapping[str, int] = MappingProxyType({
@@ -33,6 +34,7 @@ OPTION_MAX: Mapping[str, int] = MappingProxyType({
 INT_OPTION_MAX = 1 << 20  # integer options not listed in OPTION_MAX
 FLOAT_OPTION_MAX = 1e9  # magnitude of a number option
 STRING_OPTION_MAX = 4096  # characters of a string option (paths included)
+PATH_OPTIONS = ("path", "config")  # string options naming files
 COUNT_MAX = 2**62  # per-op and total MACs, vector work, elements, params (repeats included)
 
 
@@ -94,7 +96,8 @@ def _coerce(spec: ModelSpec, key: str, value: Any, where: str | None) -> Any:
     if isinstance(default, float):
         return _check_float(key, value, where)
     if isinstance(default, str):
-        return check_text(value, f"option '{key}'", where)
+        text = check_text(value, f"option '{key}'", where)
+        return check_path_text(text, f"option '{key}'", where) if key in PATH_OPTIONS else text
     return value
 
 

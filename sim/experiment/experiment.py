@@ -15,6 +15,7 @@ from typing import Any
 
 import workloads
 from workloads.errors import InputError, short_repr
+from workloads.inputs import check_path_text
 from workloads.passes import parse as parse_passes
 from workloads.registry import check_text
 
@@ -72,7 +73,7 @@ class Experiment:
         return workloads.build(self.workload.model, where=f"{source}: workload" if source else None, **options)
 
     def _resolve(self, value: Any) -> Any:
-        if isinstance(value, str) and value and not Path(value).is_absolute() and (self.base_dir / value).exists():
+        if isinstance(value, str) and value and not Path(value).is_absolute() and _exists(self.base_dir / value):
             return str(self.base_dir / value)
         return value
 
@@ -100,6 +101,14 @@ def load_experiment(path: str | Path) -> Experiment:
     return exp
 
 
+def _exists(path: Path) -> bool:
+    """Whether `path` exists; a name too long or otherwise unusable does not (its loader says why)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 NAME_MAX = 100  # characters of an experiment name
 
 
@@ -119,4 +128,4 @@ def _check_file_options(options: dict[str, Any], where: str) -> None:
     """File options (`path`, `config`) are resolved against the experiment folder: check them first."""
     for key in FILE_OPTIONS:
         if key in options:
-            check_text(options[key], f"option '{key}'", where)
+            check_path_text(check_text(options[key], f"option '{key}'", where), f"option '{key}'", where)
