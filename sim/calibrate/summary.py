@@ -163,7 +163,15 @@ def write(out: str, info: dict[str, Any], rows: dict[str, list[Row]], skipped: l
           "groupnorm.csv C=320 32x32, N=1..64: whole-kernel stats gbs by thread blocks (N*groups)")
     y.put("apply_gbs_median", _r(_med(_vals(gn, "apply_gbs"))), "groupnorm.csv: median apply_gbs (read + write)")
     y.put("total_gbs_median_unet", _r(_med(_vals(unet_gn, "gbs"))),
-          "groupnorm.csv N=2 groups=32: median end-to-end gbs (x read + y written / time)")
+          "groupnorm.csv N=2 groups=32: median end-to-end gbs (x read + y written / event time; at small sizes the "
+          "event time includes the host gaps between the op's 3 kernel launches)")
+    y.put("total_gbs_kernels_median_unet",
+          _r(_med([_num(r["bytes"]) / _num(r["kernel_sum_us"]) / 1e3 for r in unet_gn if _num(r.get("kernel_sum_us"))])),
+          "groupnorm.csv N=2 groups=32: median bytes / kernel_sum_us (the 3 kernels' GPU time only)")
+    y.put("kernel_sum_us_by_config",
+          {f"N{r['N']}_C{r['C']}_{r['H']}x{r['W']}": _r(_num(r.get("kernel_sum_us"))) for r in gn
+           if _num(r.get("kernel_sum_us")) is not None} or None,
+          "groupnorm.csv: kernel_sum_us (stats + params + apply kernels) per configuration")
 
     conv = rows.get("conv", [])
     y.section("conv")
@@ -173,6 +181,13 @@ def write(out: str, info: dict[str, Any], rows: dict[str, list[Row]], skipped: l
               f"conv.csv benchmark=conv3x3* stride 1 layout={layout}: median tflops (events, incl. transposes/bias)")
         y.put(f"conv3x3_max_tflops_{layout}", _r(_max(_vals(_sel(c33, layout=layout), "tflops"))),
               f"conv.csv benchmark=conv3x3* stride 1 layout={layout}: max tflops")
+    for layout in ("nchw", "channels_last"):
+        y.put(f"conv3x3_median_tflops_{layout}_conv_kernel_only",
+              _r(_med([2.0 * float(r["N"]) * float(r["Cout"]) * (float(r["H"]) // int(r["stride"])) ** 2
+                       * float(r["Cin"]) * 9 / _num(r["conv_us"]) / 1e6 for r in _sel(c33, layout=layout)
+                       if _num(r.get("conv_us"))])),
+              f"conv.csv benchmark=conv3x3* stride 1 layout={layout}: median FLOPs / conv_us (the implicit-GEMM "
+              f"kernels alone, no transposes or bias)")
     fr = []
     for r in _sel(conv, layout="nchw"):
         t, k = _num(r.get("transpose_us")), _num(r.get("kernel_sum_us"))
@@ -204,9 +219,13 @@ def write(out: str, info: dict[str, Any], rows: dict[str, list[Row]], skipped: l
     for d in (64, 128):
         y.put(f"flash_tflops_seq4096_d{d}", _r(_max(_vals(_sel(att, benchmark="flash", seq_q=4096, head_dim=d), "tflops"))),
               f"attention.csv benchmark=flash seq 4096 head_dim {d}: max over batch*heads")
-    small_d = [r for r in _sel(att, benchmark="flash") if (_num(r.get("head_dim")) or 999) <= 64]
-    y.put("sfu_bound_gscores_s", _r(_max(_vals(small_d, "gscores_s"))),
-          "attention.csv benchmark=flash head_dim <= 64: max gscores_s = softmax exp()s per second (SFU-bound ceiling, G/s)")
+    fused = [r for r in att if r.get("benchmark") in ("default", "flash", "efficient", "cudnn")
+             and (_num(r.get("head_dim")) or 999) <= 64]
+    y.put("sfu_bound_gscores_s", _r(_max(_vals(fused, "gscores_s"))),
+          "attention.csv fused backends (default/flash/efficient/cudnn), head_dim <= 64: max gscores_s = scores "
+          "(softmax exp()s) per second, G/s; time no longer falls with head_dim here, so this is the exp/SFU ceiling")
+    y.put("sfu_bound_gscores_s_flash", _r(_max(_vals(_sel(fused, benchmark="flash"), "gscores_s"))),
+          "attention.csv benchmark=flash (FlashAttention-2) head_dim <= 64: max gscores_s")
     y.put("sfu_bound_gscores_s_any", _r(_max(_vals(att, "gscores_s"))), "attention.csv all rows: max gscores_s")
     tmp = [r for r in att if str(r.get("seq_q")) == "16" and (_num(r.get("bh")) or 0) >= 10240]
     y.put("temporal_seq16_by_backend",
