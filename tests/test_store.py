@@ -158,7 +158,7 @@ def test_output_folder_that_cannot_be_made(tmp_path, capsys, no_simulation, out)
     exp.write_text(SWEEP)
     assert main(["run", str(exp), "--out", str(tmp_path / out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot create the output folder" in err
+    assert err.count("\n") == 1 and "a_file" in err  # the CLI or the store refuses it
 
 
 def test_locked_store(tmp_path):

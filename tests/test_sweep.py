@@ -127,7 +127,7 @@ def test_dask_flag_errors(tmp_path, capsys):
     path = tmp_path / "sweep.yaml"
     path.write_text(BASE)
     assert main(["run", str(path), "--dask", "local", "--workers", "0"]) == 2
-    assert "--workers must be positive" in capsys.readouterr().err
+    assert "--workers" in capsys.readouterr().err
     assert main(["run", str(path), "--dask", "tcp://127.0.0.1:9"]) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
 
