@@ -334,6 +334,8 @@ SWEEP_CASES = [
     ("bad-option-value", "sweep: {workload.options.steps: [2, -1]}\n", "must be positive"),
     ("huge-option-value", "sweep: {workload.options.batch: [1000000000]}\n", "at most 4096"),
     ("bad-model", "sweep: {workload.model: [sd15, nope]}\n", "unknown model 'nope'"),
+    ("mapping-model", "sweep: {workload.model: [{}]}\n", "unknown model"),
+    ("list-model", "sweep: {workload.model: [[sd15]]}\n", "unknown model"),
     ("bad-attention", "sweep: {simulation.attention: [fused, flash]}\n", "unknown value 'flash'"),
     ("zip-unequal", "sweep_mode: zip\nsweep: {arch.cores: [1, 2], arch.array.count: [1]}\n", "equal length"),
     ("grid-too-large", "sweep:\n" + "".join(f"  arch.energy.{k}: {list(range(1, 11))}\n" for k in (

@@ -64,7 +64,29 @@ def registry() -> Mapping[str, ModelSpec]:
             if spec.name in specs:
                 raise RuntimeError(f"model {spec.name!r} registered twice")
             specs[spec.name] = spec
-    return MappingProxyType(dict(sorted(specs.items())))
+    return _Names(dict(sorted(specs.items())))
+
+
+class _Names(Mapping[str, ModelSpec]):
+    """A read-only name -> spec mapping where any user value may be looked up: `[1] in registry()`
+    is False and `registry()[{}]` a KeyError, never a TypeError."""
+
+    def __init__(self, specs: dict[str, ModelSpec]) -> None:
+        self._specs = specs
+
+    def __getitem__(self, name: object) -> ModelSpec:
+        if not isinstance(name, str):
+            raise KeyError(name)
+        return self._specs[name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._specs
+
+    def __iter__(self):
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
 
 
 def resolve_options(spec: ModelSpec, options: Mapping[str, Any], where: str | None = None) -> dict[str, Any]:
