@@ -51,51 +51,133 @@ from typing import Any
 
 # -- published configs (from workloads/zoo/*.py; private `_` keys dropped) ----------------------------
 SD15_UNET = {
-    "act_fn": "silu", "attention_head_dim": 8, "block_out_channels": [320, 640, 1280, 1280],
-    "center_input_sample": False, "cross_attention_dim": 768,
+    "act_fn": "silu",
+    "attention_head_dim": 8,
+    "block_out_channels": [320, 640, 1280, 1280],
+    "center_input_sample": False,
+    "cross_attention_dim": 768,
     "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    "downsample_padding": 1, "flip_sin_to_cos": True, "freq_shift": 0, "in_channels": 4, "layers_per_block": 2,
-    "mid_block_scale_factor": 1, "norm_eps": 1e-05, "norm_num_groups": 32, "out_channels": 4, "sample_size": 64,
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "out_channels": 4,
+    "sample_size": 64,
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
 }
 SD_VAE = {
-    "act_fn": "silu", "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"] * 4,
-    "in_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32, "out_channels": 3,
-    "sample_size": 512, "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "act_fn": "silu",
+    "block_out_channels": [128, 256, 512, 512],
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "in_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "out_channels": 3,
+    "sample_size": 512,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
 }
 DIT_XL2 = {
-    "activation_fn": "gelu-approximate", "attention_bias": True, "attention_head_dim": 72, "dropout": 0.0,
-    "in_channels": 4, "norm_elementwise_affine": False, "norm_num_groups": 32, "norm_type": "ada_norm_zero",
-    "num_attention_heads": 16, "num_embeds_ada_norm": 1000, "num_layers": 28, "out_channels": 8, "patch_size": 2,
-    "sample_size": 32, "upcast_attention": False,
+    "activation_fn": "gelu-approximate",
+    "attention_bias": True,
+    "attention_head_dim": 72,
+    "dropout": 0.0,
+    "in_channels": 4,
+    "norm_elementwise_affine": False,
+    "norm_num_groups": 32,
+    "norm_type": "ada_norm_zero",
+    "num_attention_heads": 16,
+    "num_embeds_ada_norm": 1000,
+    "num_layers": 28,
+    "out_channels": 8,
+    "patch_size": 2,
+    "sample_size": 32,
+    "upcast_attention": False,
 }
 PIXART_ALPHA = {
-    "activation_fn": "gelu-approximate", "attention_bias": True, "attention_head_dim": 72, "attention_type": "default",
-    "caption_channels": 4096, "cross_attention_dim": 1152, "dropout": 0.0, "in_channels": 4,
-    "norm_elementwise_affine": False, "norm_eps": 1e-06, "norm_num_groups": 32, "norm_type": "ada_norm_single",
-    "num_attention_heads": 16, "num_embeds_ada_norm": 1000, "num_layers": 28, "out_channels": 8, "patch_size": 2,
-    "sample_size": 128, "upcast_attention": False,
+    "activation_fn": "gelu-approximate",
+    "attention_bias": True,
+    "attention_head_dim": 72,
+    "attention_type": "default",
+    "caption_channels": 4096,
+    "cross_attention_dim": 1152,
+    "dropout": 0.0,
+    "in_channels": 4,
+    "norm_elementwise_affine": False,
+    "norm_eps": 1e-06,
+    "norm_num_groups": 32,
+    "norm_type": "ada_norm_single",
+    "num_attention_heads": 16,
+    "num_embeds_ada_norm": 1000,
+    "num_layers": 28,
+    "out_channels": 8,
+    "patch_size": 2,
+    "sample_size": 128,
+    "upcast_attention": False,
 }
 MODELSCOPE_UNET = {
-    "act_fn": "silu", "attention_head_dim": 64, "block_out_channels": [320, 640, 1280, 1280], "cross_attention_dim": 1024,
+    "act_fn": "silu",
+    "attention_head_dim": 64,
+    "block_out_channels": [320, 640, 1280, 1280],
+    "cross_attention_dim": 1024,
     "down_block_types": ["CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"],
-    "downsample_padding": 1, "in_channels": 4, "layers_per_block": 2, "mid_block_scale_factor": 1, "norm_eps": 1e-05,
-    "norm_num_groups": 32, "out_channels": 4, "sample_size": 32,
+    "downsample_padding": 1,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "out_channels": 4,
+    "sample_size": 32,
     "up_block_types": ["UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"],
 }
 COGVIDEOX_2B = {
-    "activation_fn": "gelu-approximate", "attention_bias": True, "attention_head_dim": 64, "dropout": 0.0,
-    "flip_sin_to_cos": True, "freq_shift": 0, "in_channels": 16, "max_text_seq_length": 226,
-    "norm_elementwise_affine": True, "norm_eps": 1e-05, "num_attention_heads": 30, "num_layers": 30, "out_channels": 16,
-    "patch_size": 2, "sample_frames": 49, "sample_height": 60, "sample_width": 90, "spatial_interpolation_scale": 1.875,
-    "temporal_compression_ratio": 4, "temporal_interpolation_scale": 1.0, "text_embed_dim": 4096, "time_embed_dim": 512,
-    "timestep_activation_fn": "silu", "use_rotary_positional_embeddings": False,
+    "activation_fn": "gelu-approximate",
+    "attention_bias": True,
+    "attention_head_dim": 64,
+    "dropout": 0.0,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 16,
+    "max_text_seq_length": 226,
+    "norm_elementwise_affine": True,
+    "norm_eps": 1e-05,
+    "num_attention_heads": 30,
+    "num_layers": 30,
+    "out_channels": 16,
+    "patch_size": 2,
+    "sample_frames": 49,
+    "sample_height": 60,
+    "sample_width": 90,
+    "spatial_interpolation_scale": 1.875,
+    "temporal_compression_ratio": 4,
+    "temporal_interpolation_scale": 1.0,
+    "text_embed_dim": 4096,
+    "time_embed_dim": 512,
+    "timestep_activation_fn": "silu",
+    "use_rotary_positional_embeddings": False,
 }
 LLAMA2_7B = {
-    "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02,
-    "intermediate_size": 11008, "max_position_embeddings": 4096, "num_attention_heads": 32, "num_hidden_layers": 32,
-    "num_key_value_heads": 32, "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_scaling": None,
-    "tie_word_embeddings": False, "use_cache": True, "vocab_size": 32000,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "hidden_act": "silu",
+    "hidden_size": 4096,
+    "initializer_range": 0.02,
+    "intermediate_size": 11008,
+    "max_position_embeddings": 4096,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 32,
+    "pretraining_tp": 1,
+    "rms_norm_eps": 1e-05,
+    "rope_scaling": None,
+    "tie_word_embeddings": False,
+    "use_cache": True,
+    "vocab_size": 32000,
 }
 
 # Shrunken configs for --smoke (same classes and code paths, tiny widths and depths).
@@ -103,29 +185,73 @@ SMOKE = {
     "sd15_unet": {"block_out_channels": [32, 64, 64, 64], "cross_attention_dim": 32, "layers_per_block": 1},
     "sd15_vae_decoder": {"block_out_channels": [32, 32, 64, 64], "layers_per_block": 1},
     "dit_xl2": {"num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 32, "sample_size": 8},
-    "pixart_alpha": {"num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 48, "cross_attention_dim": 96,
-                     "caption_channels": 32, "sample_size": 8, "use_additional_conditions": True},
-    "modelscope_unet": {"block_out_channels": [32, 64, 64, 64], "cross_attention_dim": 32, "attention_head_dim": 8,
-                        "layers_per_block": 1},
-    "cogvideox_2b": {"num_layers": 2, "num_attention_heads": 2, "text_embed_dim": 32, "time_embed_dim": 32,
-                     "sample_frames": 9, "sample_height": 8, "sample_width": 8, "max_text_seq_length": 8},
-    "llama2_7b_decode": {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
-                         "num_key_value_heads": 4, "num_hidden_layers": 2, "vocab_size": 1000},
+    "pixart_alpha": {
+        "num_layers": 2,
+        "num_attention_heads": 2,
+        "attention_head_dim": 48,
+        "cross_attention_dim": 96,
+        "caption_channels": 32,
+        "sample_size": 8,
+        "use_additional_conditions": True,
+    },
+    "modelscope_unet": {
+        "block_out_channels": [32, 64, 64, 64],
+        "cross_attention_dim": 32,
+        "attention_head_dim": 8,
+        "layers_per_block": 1,
+    },
+    "cogvideox_2b": {
+        "num_layers": 2,
+        "num_attention_heads": 2,
+        "text_embed_dim": 32,
+        "time_embed_dim": 32,
+        "sample_frames": 9,
+        "sample_height": 8,
+        "sample_width": 8,
+        "max_text_seq_length": 8,
+    },
+    "llama2_7b_decode": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "num_hidden_layers": 2,
+        "vocab_size": 1000,
+    },
 }
-MODELS = ("sd15_unet", "sd15_vae_decoder", "dit_xl2", "pixart_alpha", "modelscope_unet", "llama2_7b_decode",
-          "cogvideox_2b")
+MODELS = (
+    "sd15_unet",
+    "sd15_vae_decoder",
+    "dit_xl2",
+    "pixart_alpha",
+    "modelscope_unet",
+    "llama2_7b_decode",
+    "cogvideox_2b",
+)
 
 TIMES_COLUMNS = ["model", "attention", "mode", "time_ms", "kernels", "batch", "reps", "spread_ms", "note"]
 CLASS_COLUMNS = ["model", "attention", "basis", "op_class", "kernel_time_ms", "share", "launches"]
-KERNEL_COLUMNS = ["model", "attention", "kernel", "aten_op", "aten_inner", "class_by_kernel", "class_by_op",
-                  "launches", "time_us"]
+KERNEL_COLUMNS = [
+    "model",
+    "attention",
+    "kernel",
+    "aten_op",
+    "aten_inner",
+    "class_by_kernel",
+    "class_by_op",
+    "launches",
+    "time_us",
+]
 CLASSES = ("conv", "linear/GEMM", "attention", "norm", "elementwise/activation", "data movement", "other")
 
 
 # -- op classes ----------------------------------------------------------------------------------------
 _K_ATTN = re.compile(r"flash|fmha|sdpa|softmax|attention|attn", re.I)
-_K_MOVE = re.compile(r"nchwtonhwc|nhwctonchw|tensortransform|transpose|permute|memcpy|memset|copy|catarray|concat|upsample|"
-                     r"index|gather|scatter|reflection_pad|constant_pad|repeat|flip|roll|im2col|col2im", re.I)
+_K_MOVE = re.compile(
+    r"nchwtonhwc|nhwctonchw|tensortransform|transpose|permute|memcpy|memset|copy|catarray|concat|upsample|"
+    r"index|gather|scatter|reflection_pad|constant_pad|repeat|flip|roll|im2col|col2im",
+    re.I,
+)
 _K_NORM = re.compile(r"group_?norm|layer_?norm|rms_?norm|batch_?norm|rowwisemoments|computefusedparams|welford", re.I)
 _K_CONV = re.compile(r"fprop|conv|implicit_?gemm|winograd|dgrad|wgrad", re.I)
 _K_GEMM = re.compile(r"gemm|nvjet|cublas|cutlass|xmma|wgmma|s16816|h16816|s1688|h1688|matmul|gemv|splitk", re.I)
@@ -138,30 +264,48 @@ _K_OTHER = re.compile(r"arange|with_index|philox|randperm|curand", re.I)  # inde
 def classify_kernel(name: str) -> str:
     if _K_OTHER.search(name):
         return "other"
-    for cls, pat in (("attention", _K_ATTN), ("data movement", _K_MOVE), ("norm", _K_NORM), ("conv", _K_CONV),
-                     ("linear/GEMM", _K_GEMM), ("elementwise/activation", _K_ELEM)):
+    for cls, pat in (
+        ("attention", _K_ATTN),
+        ("data movement", _K_MOVE),
+        ("norm", _K_NORM),
+        ("conv", _K_CONV),
+        ("linear/GEMM", _K_GEMM),
+        ("elementwise/activation", _K_ELEM),
+    ):
         if pat.search(name):
             return cls
     return "other"
 
 
-_O_ATTN = re.compile(r"scaled_dot_product|flash_attention|efficient_attention|cudnn_attention|^aten::_?softmax$|"
-                     r"^aten::baddbmm$|^aten::bmm$")
+_O_ATTN = re.compile(
+    r"scaled_dot_product|flash_attention|efficient_attention|cudnn_attention|^aten::_?softmax$|"
+    r"^aten::baddbmm$|^aten::bmm$"
+)
 _O_CONV = re.compile(r"conv|cudnn_convolution")
 _O_GEMM = re.compile(r"^aten::(linear|addmm|mm|matmul|addmv|mv|_addmm_activation|einsum)$")
 _O_NORM = re.compile(r"group_norm|layer_norm|batch_norm|rms_norm|instance_norm")
-_O_MOVE = re.compile(r"copy|clone|contiguous|^aten::cat$|stack|_to_copy|^aten::to$|index|gather|scatter|permute|"
-                     r"transpose|upsample|pad|repeat|expand|reshape|view|flip|roll|narrow|slice|split|chunk|embedding|"
-                     r"unfold|interpolate|select")
-_O_ELEM = re.compile(r"add|sub|mul|div|silu|gelu|sigmoid|tanh|relu|exp|sin|cos|neg|pow|rsqrt|sqrt|where|clamp|"
-                     r"fill|zero|masked|lerp|addcmul|addcdiv|abs|erf|log|softplus|dropout|ones|full")
+_O_MOVE = re.compile(
+    r"copy|clone|contiguous|^aten::cat$|stack|_to_copy|^aten::to$|index|gather|scatter|permute|"
+    r"transpose|upsample|pad|repeat|expand|reshape|view|flip|roll|narrow|slice|split|chunk|embedding|"
+    r"unfold|interpolate|select"
+)
+_O_ELEM = re.compile(
+    r"add|sub|mul|div|silu|gelu|sigmoid|tanh|relu|exp|sin|cos|neg|pow|rsqrt|sqrt|where|clamp|"
+    r"fill|zero|masked|lerp|addcmul|addcdiv|abs|erf|log|softplus|dropout|ones|full"
+)
 
 
 def classify_op(op: str) -> str:
     if not op:
         return "other"
-    for cls, pat in (("attention", _O_ATTN), ("conv", _O_CONV), ("linear/GEMM", _O_GEMM), ("norm", _O_NORM),
-                     ("data movement", _O_MOVE), ("elementwise/activation", _O_ELEM)):
+    for cls, pat in (
+        ("attention", _O_ATTN),
+        ("conv", _O_CONV),
+        ("linear/GEMM", _O_GEMM),
+        ("norm", _O_NORM),
+        ("data movement", _O_MOVE),
+        ("elementwise/activation", _O_ELEM),
+    ):
         if pat.search(op):
             return cls
     return "other"
@@ -320,7 +464,9 @@ def profile_forward(run: Run, fwd: Callable[[], Any]) -> dict[str, Any]:
     for e in events:
         if getattr(e, "is_user_annotation", False):
             continue
-        if e.device_type == DeviceType.CUDA or (not run.cuda and e.device_type == DeviceType.CPU and e.cpu_parent is None):
+        if e.device_type == DeviceType.CUDA or (
+            not run.cuda and e.device_type == DeviceType.CPU and e.cpu_parent is None
+        ):
             dev.append((e.name, float(e.time_range.start), float(e.time_range.end - e.time_range.start)))
     if not run.cuda:  # CPU test: top-level ops stand in for kernels
         attributed = {}
@@ -336,8 +482,10 @@ def profile_forward(run: Run, fwd: Callable[[], Any]) -> dict[str, Any]:
         t_ = total_by_name.setdefault(name, [0, 0.0])
         t_[0] += 1
         t_[1] += d
-    rows = [{"kernel": k, "aten_op": o, "aten_inner": i, "launches": n, "time_us": d}
-            for (k, o, i), (n, d) in attributed.items()]
+    rows = [
+        {"kernel": k, "aten_op": o, "aten_inner": i, "launches": n, "time_us": d}
+        for (k, o, i), (n, d) in attributed.items()
+    ]
     for name, (n, d) in total_by_name.items():  # kernels the correlation did not place
         rest = d - attributed_by_name.get(name, 0.0)
         n_attr = sum(v[0] for (k, _, _), v in attributed.items() if k == name)
@@ -353,8 +501,15 @@ def profile_forward(run: Run, fwd: Callable[[], Any]) -> dict[str, Any]:
             busy += s + d - end
             end = s + d
     span = (starts[-1][1] + starts[-1][2] - starts[0][1]) if starts else 0.0
-    return {"rows": rows, "kernel_sum_us": sum(d for _, _, d in dev), "launches": len(dev), "busy_us": busy,
-            "span_us": span, "wall_ms": wall_ms, "attributed_us": sum(v[1] for v in attributed.values())}
+    return {
+        "rows": rows,
+        "kernel_sum_us": sum(d for _, _, d in dev),
+        "launches": len(dev),
+        "busy_us": busy,
+        "span_us": span,
+        "wall_ms": wall_ms,
+        "attributed_us": sum(v[1] for v in attributed.values()),
+    }
 
 
 def record_profile(run: Run, model: str, attention: str, prof: dict[str, Any]) -> None:
@@ -363,22 +518,40 @@ def record_profile(run: Run, model: str, attention: str, prof: dict[str, Any]) -
     n_k = dict.fromkeys(CLASSES, 0)
     n_o = dict.fromkeys(CLASSES, 0)
     for r in sorted(prof["rows"], key=lambda r: -r["time_us"]):
-        ck, co = classify_kernel(r["kernel"]), classify_op(r["aten_op"]) if r["aten_op"] else classify_kernel(r["kernel"])
+        ck, co = (
+            classify_kernel(r["kernel"]),
+            classify_op(r["aten_op"]) if r["aten_op"] else classify_kernel(r["kernel"]),
+        )
         by_k[ck] += r["time_us"]
         by_o[co] += r["time_us"]
         n_k[ck] += r["launches"]
         n_o[co] += r["launches"]
-        run.write("forward_kernels", KERNEL_COLUMNS, {"model": model, "attention": attention, **r,
-                                                      "class_by_kernel": ck, "class_by_op": co})
+        run.write(
+            "forward_kernels",
+            KERNEL_COLUMNS,
+            {"model": model, "attention": attention, **r, "class_by_kernel": ck, "class_by_op": co},
+        )
     total = sum(by_k.values()) or 1.0
     for basis, sums, counts in (("kernel_name", by_k, n_k), ("aten_op", by_o, n_o)):
         for cls in CLASSES:
-            run.write("forward_op_classes", CLASS_COLUMNS, {
-                "model": model, "attention": attention, "basis": basis, "op_class": cls,
-                "kernel_time_ms": sums[cls] / 1e3, "share": sums[cls] / total, "launches": counts[cls]})
+            run.write(
+                "forward_op_classes",
+                CLASS_COLUMNS,
+                {
+                    "model": model,
+                    "attention": attention,
+                    "basis": basis,
+                    "op_class": cls,
+                    "kernel_time_ms": sums[cls] / 1e3,
+                    "share": sums[cls] / total,
+                    "launches": counts[cls],
+                },
+            )
     shares = ", ".join(f"{c.split('/')[0]} {by_k[c] / total:.0%}" for c in CLASSES if by_k[c] > 0)
-    run.log(f"  {model} [{attention}] profile: {prof['launches']} kernels, {prof['kernel_sum_us'] / 1e3:.2f} ms "
-            f"kernel time, busy {prof['busy_us'] / 1e3:.2f} ms of {prof['wall_ms']:.2f} ms wall; by kernel: {shares}")
+    run.log(
+        f"  {model} [{attention}] profile: {prof['launches']} kernels, {prof['kernel_sum_us'] / 1e3:.2f} ms "
+        f"kernel time, busy {prof['busy_us'] / 1e3:.2f} ms of {prof['wall_ms']:.2f} ms wall; by kernel: {shares}"
+    )
 
 
 # -- model builders -------------------------------------------------------------------------------------
@@ -436,10 +609,16 @@ def build(name: str, torch: Any, device: str, dtype: Any, smoke: bool, batch: in
         m = _make(torch, diffusers.PixArtTransformer2DModel, cfg, device, dtype)
         b, s = batch or 2, cfg["sample_size"]
         x, t, c = rnd(b, 4, s, s), steps(b), rnd(b, 120, cfg["caption_channels"])
-        add = {"resolution": torch.tensor([[8.0 * s, 8.0 * s]] * b, device=device, dtype=dtype),
-               "aspect_ratio": torch.tensor([[1.0]] * b, device=device, dtype=dtype)}
-        return (m, lambda: m(x, encoder_hidden_states=c, timestep=t, added_cond_kwargs=add, return_dict=False)[0], b,
-                f"latents {s}^2, T5 context 120")
+        add = {
+            "resolution": torch.tensor([[8.0 * s, 8.0 * s]] * b, device=device, dtype=dtype),
+            "aspect_ratio": torch.tensor([[1.0]] * b, device=device, dtype=dtype),
+        }
+        return (
+            m,
+            lambda: m(x, encoder_hidden_states=c, timestep=t, added_cond_kwargs=add, return_dict=False)[0],
+            b,
+            f"latents {s}^2, T5 context 120",
+        )
     if name == "modelscope_unet":
         cfg = _cfg(MODELSCOPE_UNET, name, smoke)
         m = _make(torch, diffusers.UNet3DConditionModel, cfg, device, dtype)
@@ -452,9 +631,17 @@ def build(name: str, torch: Any, device: str, dtype: Any, smoke: bool, batch: in
         b = batch or 2
         f = (cfg["sample_frames"] - 1) // cfg["temporal_compression_ratio"] + 1
         h, w = cfg["sample_height"], cfg["sample_width"]
-        x, t, c = rnd(b, f, cfg["in_channels"], h, w), steps(b), rnd(b, cfg["max_text_seq_length"], cfg["text_embed_dim"])
-        return (m, lambda: m(x, encoder_hidden_states=c, timestep=t, return_dict=False)[0], b,
-                f"latents {f}x{h}x{w}, T5 context {cfg['max_text_seq_length']}")
+        x, t, c = (
+            rnd(b, f, cfg["in_channels"], h, w),
+            steps(b),
+            rnd(b, cfg["max_text_seq_length"], cfg["text_embed_dim"]),
+        )
+        return (
+            m,
+            lambda: m(x, encoder_hidden_states=c, timestep=t, return_dict=False)[0],
+            b,
+            f"latents {f}x{h}x{w}, T5 context {cfg['max_text_seq_length']}",
+        )
     raise KeyError(name)
 
 
@@ -525,14 +712,19 @@ def run_diffusion(run: Run, name: str, args: argparse.Namespace) -> None:
                 model, fwd_raw, b, note = build(name, torch, run.device, dtype, args.smoke, batch)
                 patch, pnote = set_attention(model, name, attention)
                 if patch == "patch":
+
                     def fwd(f=fwd_raw):
                         with torch.no_grad(), _patched_sdpa(torch):
                             return f()
                 else:
+
                     def fwd(f=fwd_raw):
                         with torch.no_grad():
                             return f()
-                run.log(f"{label} [{attention}] built in {time.perf_counter() - t_build:.1f} s, batch {b}, {note}; {pnote}")
+
+                run.log(
+                    f"{label} [{attention}] built in {time.perf_counter() - t_build:.1f} s, batch {b}, {note}; {pnote}"
+                )
                 # warm-up (also finds out-of-memory before timing)
                 t = time.perf_counter()
                 fwd()
@@ -557,13 +749,37 @@ def run_diffusion(run: Run, name: str, args: argparse.Namespace) -> None:
             est = ev[0]
             n_eager = int(min(10, max(3, 3000 / max(est, 1e-3))))
             ev, wall = time_eager(run, fwd, n_eager)
-            run.write("forward_times", TIMES_COLUMNS, {
-                "model": label, "attention": attention, "mode": "eager", "time_ms": statistics.median(ev), "batch": b,
-                "reps": n_eager, "spread_ms": max(ev) - min(ev), "note": f"CUDA events; first call {first:.1f} ms"})
-            run.write("forward_times", TIMES_COLUMNS, {
-                "model": label, "attention": attention, "mode": "eager_wall", "time_ms": statistics.median(wall),
-                "batch": b, "reps": n_eager, "spread_ms": max(wall) - min(wall), "note": "perf_counter + synchronize"})
-            run.log(f"  {label} [{attention}] eager {statistics.median(ev):.2f} ms (wall {statistics.median(wall):.2f})")
+            run.write(
+                "forward_times",
+                TIMES_COLUMNS,
+                {
+                    "model": label,
+                    "attention": attention,
+                    "mode": "eager",
+                    "time_ms": statistics.median(ev),
+                    "batch": b,
+                    "reps": n_eager,
+                    "spread_ms": max(ev) - min(ev),
+                    "note": f"CUDA events; first call {first:.1f} ms",
+                },
+            )
+            run.write(
+                "forward_times",
+                TIMES_COLUMNS,
+                {
+                    "model": label,
+                    "attention": attention,
+                    "mode": "eager_wall",
+                    "time_ms": statistics.median(wall),
+                    "batch": b,
+                    "reps": n_eager,
+                    "spread_ms": max(wall) - min(wall),
+                    "note": "perf_counter + synchronize",
+                },
+            )
+            run.log(
+                f"  {label} [{attention}] eager {statistics.median(ev):.2f} ms (wall {statistics.median(wall):.2f})"
+            )
         except Exception as exc:
             run.fail(f"{label} [{attention}] eager", exc)
             est = None
@@ -571,13 +787,28 @@ def run_diffusion(run: Run, name: str, args: argparse.Namespace) -> None:
             prof = profile_forward(run, fwd)
             record_profile(run, label, attention, prof)
             for mode, val, note in (
-                ("kernel_sum", prof["kernel_sum_us"] / 1e3, "sum of GPU kernel/memcpy/memset durations, one eager forward"),
+                (
+                    "kernel_sum",
+                    prof["kernel_sum_us"] / 1e3,
+                    "sum of GPU kernel/memcpy/memset durations, one eager forward",
+                ),
                 ("kernel_busy", prof["busy_us"] / 1e3, "union of kernel intervals (GPU busy time)"),
                 ("profiled_wall", prof["wall_ms"], "wall clock of the profiled forward (profiler overhead included)"),
             ):
-                run.write("forward_times", TIMES_COLUMNS, {"model": label, "attention": attention, "mode": mode,
-                                                           "time_ms": val, "kernels": prof["launches"], "batch": b,
-                                                           "reps": 1, "note": note})
+                run.write(
+                    "forward_times",
+                    TIMES_COLUMNS,
+                    {
+                        "model": label,
+                        "attention": attention,
+                        "mode": mode,
+                        "time_ms": val,
+                        "kernels": prof["launches"],
+                        "batch": b,
+                        "reps": 1,
+                        "note": note,
+                    },
+                )
         except Exception as exc:
             run.fail(f"{label} [{attention}] profile", exc)
         if run.cuda and not args.no_graph:
@@ -586,9 +817,20 @@ def run_diffusion(run: Run, name: str, args: argparse.Namespace) -> None:
                     raise TimeoutError(f"graph replays need ~{est * 14 / 1e3:.0f} s, {run.left():.0f} s left")
                 reps = int(min(20, max(10, 2000 / max(est or 1.0, 1e-3))))
                 g = time_graph(run, fwd, reps)
-                run.write("forward_times", TIMES_COLUMNS, {
-                    "model": label, "attention": attention, "mode": "graph", "time_ms": statistics.median(g),
-                    "batch": b, "reps": reps, "spread_ms": max(g) - min(g), "note": "CUDA graph replay, CUDA events"})
+                run.write(
+                    "forward_times",
+                    TIMES_COLUMNS,
+                    {
+                        "model": label,
+                        "attention": attention,
+                        "mode": "graph",
+                        "time_ms": statistics.median(g),
+                        "batch": b,
+                        "reps": reps,
+                        "spread_ms": max(g) - min(g),
+                        "note": "CUDA graph replay, CUDA events",
+                    },
+                )
                 run.log(f"  {label} [{attention}] graph replay {statistics.median(g):.2f} ms (median of {reps})")
             except Exception as exc:
                 run.fail(f"{label} [{attention}] graph", exc)
@@ -608,7 +850,9 @@ def run_llama(run: Run, args: argparse.Namespace) -> None:
     with torch.device(run.device):
         model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**cfg))
     model = model.to(dtype).eval()
-    run.log(f"{name} built in {time.perf_counter() - t:.1f} s ({sum(p.numel() for p in model.parameters()) / 1e9:.2f} B params)")
+    run.log(
+        f"{name} built in {time.perf_counter() - t:.1f} s ({sum(p.numel() for p in model.parameters()) / 1e9:.2f} B params)"
+    )
     ids = torch.randint(0, cfg["vocab_size"], (1, kv), device=run.device)
     tok = torch.randint(0, cfg["vocab_size"], (1, 1), device=run.device)
     with torch.no_grad():
@@ -623,12 +867,34 @@ def run_llama(run: Run, args: argparse.Namespace) -> None:
         for _ in range(3):
             step()
         ev, wall = time_eager(run, step, 10 if not args.smoke else 3)
-        run.write("forward_times", TIMES_COLUMNS, {
-            "model": name, "attention": "sdpa", "mode": "eager", "time_ms": statistics.median(ev), "batch": 1,
-            "reps": len(ev), "spread_ms": max(ev) - min(ev), "note": f"decode step, KV cache {kv}; CUDA events"})
-        run.write("forward_times", TIMES_COLUMNS, {
-            "model": name, "attention": "sdpa", "mode": "eager_wall", "time_ms": statistics.median(wall), "batch": 1,
-            "reps": len(wall), "spread_ms": max(wall) - min(wall), "note": f"decode step, KV cache {kv}; wall clock"})
+        run.write(
+            "forward_times",
+            TIMES_COLUMNS,
+            {
+                "model": name,
+                "attention": "sdpa",
+                "mode": "eager",
+                "time_ms": statistics.median(ev),
+                "batch": 1,
+                "reps": len(ev),
+                "spread_ms": max(ev) - min(ev),
+                "note": f"decode step, KV cache {kv}; CUDA events",
+            },
+        )
+        run.write(
+            "forward_times",
+            TIMES_COLUMNS,
+            {
+                "model": name,
+                "attention": "sdpa",
+                "mode": "eager_wall",
+                "time_ms": statistics.median(wall),
+                "batch": 1,
+                "reps": len(wall),
+                "spread_ms": max(wall) - min(wall),
+                "note": f"decode step, KV cache {kv}; wall clock",
+            },
+        )
         prof = profile_forward(run, step)
     record_profile(run, name, "sdpa", prof)
     med = statistics.median(wall)
@@ -637,14 +903,31 @@ def run_llama(run: Run, args: argparse.Namespace) -> None:
         ("kernel_busy", prof["busy_us"] / 1e3, "union of kernel intervals"),
         ("profiled_wall", prof["wall_ms"], "wall clock of the profiled step"),
         ("busy_fraction", prof["busy_us"] / 1e3 / med, f"GPU busy / median unprofiled wall ({med:.3f} ms): unitless"),
-        ("busy_fraction_span", prof["busy_us"] / max(prof["span_us"], 1e-9),
-         "GPU busy / first-kernel-start..last-kernel-end span (profiled step): unitless"),
+        (
+            "busy_fraction_span",
+            prof["busy_us"] / max(prof["span_us"], 1e-9),
+            "GPU busy / first-kernel-start..last-kernel-end span (profiled step): unitless",
+        ),
     ):
-        run.write("forward_times", TIMES_COLUMNS, {"model": name, "attention": "sdpa", "mode": mode, "time_ms": val,
-                                                   "kernels": prof["launches"], "batch": 1, "reps": 1, "note": note})
-    run.log(f"  {name}: eager step {statistics.median(ev):.2f} ms (wall {med:.2f}), {prof['launches']} kernels, "
-            f"kernel sum {prof['kernel_sum_us'] / 1e3:.2f} ms, busy fraction {prof['busy_us'] / 1e3 / med:.2f}")
-    del model, cache
+        run.write(
+            "forward_times",
+            TIMES_COLUMNS,
+            {
+                "model": name,
+                "attention": "sdpa",
+                "mode": mode,
+                "time_ms": val,
+                "kernels": prof["launches"],
+                "batch": 1,
+                "reps": 1,
+                "note": note,
+            },
+        )
+    run.log(
+        f"  {name}: eager step {statistics.median(ev):.2f} ms (wall {med:.2f}), {prof['launches']} kernels, "
+        f"kernel sum {prof['kernel_sum_us'] / 1e3:.2f} ms, busy fraction {prof['busy_us'] / 1e3 / med:.2f}"
+    )
+    step = model = cache = None  # drop the 13 GB of weights before the next model
     run.free()
 
 
@@ -678,9 +961,17 @@ def reclassify(folder: str) -> int:
                 acc = sums[(model, attention, basis)]
                 total = sum(v[0] for v in acc.values()) or 1.0
                 for cls in CLASSES:
-                    w.writerow({"model": model, "attention": attention, "basis": basis, "op_class": cls,
-                                "kernel_time_ms": _fmt(acc[cls][0] / 1e3), "share": _fmt(acc[cls][0] / total),
-                                "launches": int(acc[cls][1])})
+                    w.writerow(
+                        {
+                            "model": model,
+                            "attention": attention,
+                            "basis": basis,
+                            "op_class": cls,
+                            "kernel_time_ms": _fmt(acc[cls][0] / 1e3),
+                            "share": _fmt(acc[cls][0] / total),
+                            "launches": int(acc[cls][1]),
+                        }
+                    )
     print(f"reclassified {len(rows)} kernel rows in {folder}")
     return 0
 
@@ -710,7 +1001,15 @@ def isolate(args: argparse.Namespace, argv: list[str]) -> int:
             with open(os.path.join(args.out, "log.txt"), "a") as f:
                 f.write(msg + "\n")
             continue
-        cmd = [sys.executable, os.path.abspath(__file__), *passthrough, "--models", name, "--budget-s", f"{left - 8:.0f}"]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            *passthrough,
+            "--models",
+            name,
+            "--budget-s",
+            f"{left - 8:.0f}",
+        ]
         try:
             rc = subprocess.run(cmd, timeout=left, check=False).returncode
         except subprocess.TimeoutExpired:
@@ -731,13 +1030,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--no-graph", action="store_true")
     p.add_argument("--device", default="cuda")
-    p.add_argument("--channels-last", action="store_true",
-                   help="NHWC weights and inputs (models with 4-D convolutions only); rows say model+channels_last")
-    p.add_argument("--reclassify", metavar="DIR",
-                   help="recompute DIR/forward_op_classes.csv and the class columns of DIR/forward_kernels.csv "
-                        "with this file's classifiers (no GPU)")
-    p.add_argument("--isolate", action="store_true",
-                   help="run each model in its own child process (a sticky CUDA error or leaked memory stays there)")
+    p.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="NHWC weights and inputs (models with 4-D convolutions only); rows say model+channels_last",
+    )
+    p.add_argument(
+        "--reclassify",
+        metavar="DIR",
+        help="recompute DIR/forward_op_classes.csv and the class columns of DIR/forward_kernels.csv "
+        "with this file's classifiers (no GPU)",
+    )
+    p.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run each model in its own child process (a sticky CUDA error or leaked memory stays there)",
+    )
     args = p.parse_args(argv)
     if not args.out and not args.reclassify:
         p.error("--out is required")
@@ -763,8 +1071,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run = Run(torch, args.out, args.device, args.budget_s)
     dev = torch.cuda.get_device_name(0) if run.cuda else "cpu"
-    run.log(f"validate_forward on {dev}: torch {torch.__version__}, diffusers {diffusers.__version__}, "
-            f"transformers {transformers.__version__}{' [smoke]' if args.smoke else ''}")
+    run.log(
+        f"validate_forward on {dev}: torch {torch.__version__}, diffusers {diffusers.__version__}, "
+        f"transformers {transformers.__version__}{' [smoke]' if args.smoke else ''}"
+    )
     if run.cuda:
         torch.backends.cuda.matmul.allow_tf32 = False
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:

@@ -39,10 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the harness)")
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu (harness test only: implies --quick)")
     p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
-    p.add_argument("--cudnn-benchmark", action="store_true",
-                   help="torch.backends.cudnn.benchmark = True (autotuned conv algorithms; default off, as in eager)")
-    p.add_argument("--summarize-only", action="store_true",
-                   help="re-derive calibration.yaml from the CSVs already in --out (no measurement, no GPU)")
+    p.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="torch.backends.cudnn.benchmark = True (autotuned conv algorithms; default off, as in eager)",
+    )
+    p.add_argument(
+        "--summarize-only",
+        action="store_true",
+        help="re-derive calibration.yaml from the CSVs already in --out (no measurement, no GPU)",
+    )
     return p
 
 
@@ -102,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     info["cudnn_benchmark"] = bool(args.cudnn_benchmark)
     if args.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
-    ctx.log(f"sim.calibrate on {info.get('device')} (driver {info.get('driver')}, torch {info.get('torch')}), "
-            f"families {','.join(families)}, budget {args.budget_s:.0f} s{' [quick]' if args.quick else ''}")
+    ctx.log(
+        f"sim.calibrate on {info.get('device')} (driver {info.get('driver')}, torch {info.get('torch')}), "
+        f"families {','.join(families)}, budget {args.budget_s:.0f} s{' [quick]' if args.quick else ''}"
+    )
     if ctx.cuda:  # ~1 s of large GEMMs so the clocks are up before the first measurement
         import time
 
@@ -128,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
             ctx.error(f"family {fam}", exc)
     ctx.family_deadline = ctx.deadline
     path = summary.write(args.out, info, ctx.rows, ctx.skipped, list(argv if argv is not None else sys.argv[1:]))
-    ctx.log(f"wrote {path} and {', '.join(sorted(f + '.csv' for f in ctx.rows))} to {os.path.abspath(args.out)}"
-            f" ({len(ctx.skipped)} skipped/failed)")
+    ctx.log(
+        f"wrote {path} and {', '.join(sorted(f + '.csv' for f in ctx.rows))} to {os.path.abspath(args.out)}"
+        f" ({len(ctx.skipped)} skipped/failed)"
+    )
     ctx.close()
     return 0

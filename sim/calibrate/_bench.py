@@ -253,9 +253,15 @@ def device_info(torch: Any, device: str) -> dict[str, Any]:
         )
         try:
             q = subprocess.run(
-                ["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm,clocks.max.mem,power.limit",
-                 "--format=csv,noheader"],
-                capture_output=True, text=True, timeout=20, check=False,
+                [
+                    "nvidia-smi",
+                    "--query-gpu=driver_version,clocks.max.sm,clocks.max.mem,power.limit",
+                    "--format=csv,noheader",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
             ).stdout.strip()
             drv, sm, mem, pl = [s.strip() for s in q.split(",")][:4]
             info.update(driver=drv, max_sm_clock=sm, max_mem_clock=mem, power_limit=pl)

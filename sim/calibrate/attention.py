@@ -18,8 +18,22 @@ import math
 
 from ._bench import Context, short_kernel
 
-COLUMNS = ["benchmark", "seq_q", "seq_kv", "head_dim", "bh", "batch", "heads", "dtype", "time_us", "min_us",
-           "tflops", "gscores_s", "gbs", "kernels"]
+COLUMNS = [
+    "benchmark",
+    "seq_q",
+    "seq_kv",
+    "head_dim",
+    "bh",
+    "batch",
+    "heads",
+    "dtype",
+    "time_us",
+    "min_us",
+    "tflops",
+    "gscores_s",
+    "gbs",
+    "kernels",
+]
 BACKENDS = ("default", "flash", "efficient", "cudnn", "math", "unfused")
 
 
@@ -45,8 +59,12 @@ def run(ctx: Context) -> None:
         SDPBackend = sdpa_kernel = None
     forced = {}
     if SDPBackend is not None:
-        for name, attr in (("flash", "FLASH_ATTENTION"), ("efficient", "EFFICIENT_ATTENTION"),
-                           ("cudnn", "CUDNN_ATTENTION"), ("math", "MATH")):
+        for name, attr in (
+            ("flash", "FLASH_ATTENTION"),
+            ("efficient", "EFFICIENT_ATTENTION"),
+            ("cudnn", "CUDNN_ATTENTION"),
+            ("math", "MATH"),
+        ):
             if hasattr(SDPBackend, attr):
                 forced[name] = getattr(SDPBackend, attr)
     dead: set[str] = set()  # backends that failed at every shape so far (fail fast on the rest)
@@ -87,23 +105,40 @@ def run(ctx: Context) -> None:
                         del scores
                         return torch.bmm(probs, v3)
                 elif backend == "default":
+
                     def fn(q=q, k=k, v=v):
                         return F.scaled_dot_product_attention(q, k, v)
                 else:
+
                     def fn(q=q, k=k, v=v, be=forced[backend]):
                         with sdpa_kernel([be]):
                             return F.scaled_dot_product_attention(q, k, v)
+
                 r = ctx.bench(fn, target_ms=15.0, max_reps=60)
                 t = r["time_us"]
-                row = {"benchmark": backend, "seq_q": sq, "seq_kv": skv, "head_dim": d, "bh": bh, "batch": b,
-                       "heads": heads, "dtype": ctx.dtype_name, "time_us": t, "min_us": r["min_us"],
-                       "tflops": flops / t / 1e6, "gscores_s": bh * sq * skv / t / 1e3,
-                       "gbs": 2.0 * (2 * bh * sq * d + 2 * bh * skv * d) / t / 1e3}
+                row = {
+                    "benchmark": backend,
+                    "seq_q": sq,
+                    "seq_kv": skv,
+                    "head_dim": d,
+                    "bh": bh,
+                    "batch": b,
+                    "heads": heads,
+                    "dtype": ctx.dtype_name,
+                    "time_us": t,
+                    "min_us": r["min_us"],
+                    "tflops": flops / t / 1e6,
+                    "gscores_s": bh * sq * skv / t / 1e3,
+                    "gbs": 2.0 * (2 * bh * sq * d + 2 * bh * skv * d) / t / 1e3,
+                }
                 if (backend == "default" and (d in (40, 64) or sq != skv or bh >= 10240)) or (
-                        backend == "unfused" and sq >= 256 and bh == 16 and d == 64):
+                    backend == "unfused" and sq >= 256 and bh == 16 and d == 64
+                ):
                     try:
                         ks = ctx.kernels(fn, calls=2)
-                        row["kernels"] = ";".join(f"{short_kernel(kr['kernel'], 100)}={kr['time_us']:.1f}us" for kr in ks)
+                        row["kernels"] = ";".join(
+                            f"{short_kernel(kr['kernel'], 100)}={kr['time_us']:.1f}us" for kr in ks
+                        )
                     except Exception as exc:
                         ctx.error(f"{what} (profile)", exc)
                 ctx.write("attention", COLUMNS, row)

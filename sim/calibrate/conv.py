@@ -14,11 +14,45 @@ import re
 
 from ._bench import Context, short_kernel
 
-COLUMNS = ["benchmark", "layout", "N", "Cin", "Cout", "H", "W", "ksize", "stride", "dtype", "time_us", "min_us",
-           "tflops", "gbs", "kernel_sum_us", "n_kernels", "conv_us", "transpose_us", "bias_us", "other_us",
-           "transpose_gbs", "kernels"]
-KCOLUMNS = ["benchmark", "layout", "N", "Cin", "Cout", "H", "W", "ksize", "stride", "role", "kernel", "launches",
-            "time_us"]
+COLUMNS = [
+    "benchmark",
+    "layout",
+    "N",
+    "Cin",
+    "Cout",
+    "H",
+    "W",
+    "ksize",
+    "stride",
+    "dtype",
+    "time_us",
+    "min_us",
+    "tflops",
+    "gbs",
+    "kernel_sum_us",
+    "n_kernels",
+    "conv_us",
+    "transpose_us",
+    "bias_us",
+    "other_us",
+    "transpose_gbs",
+    "kernels",
+]
+KCOLUMNS = [
+    "benchmark",
+    "layout",
+    "N",
+    "Cin",
+    "Cout",
+    "H",
+    "W",
+    "ksize",
+    "stride",
+    "role",
+    "kernel",
+    "launches",
+    "time_us",
+]
 _TRANSPOSE = re.compile(r"nchwtonhwc|nhwctonchw|transpose|permute|layout", re.I)
 
 
@@ -46,15 +80,22 @@ def configs(quick: bool) -> list[tuple[str, int, int, int, int, int, int]]:
     out += [
         ("conv3x3_in", 2, 4, 320, 64, 3, 1),  # conv_in
         ("conv3x3_out", 2, 320, 4, 64, 3, 1),  # conv_out
-        ("conv3x3_chg", 2, 320, 640, 32, 3, 1), ("conv3x3_chg", 2, 640, 1280, 16, 3, 1),
-        ("conv3x3_chg", 2, 1280, 640, 32, 3, 1), ("conv3x3_chg", 2, 640, 320, 64, 3, 1),
-        ("conv3x3_chg", 2, 2560, 1280, 16, 3, 1), ("conv3x3_chg", 2, 960, 320, 64, 3, 1),
-        ("conv1x1_skip", 2, 640, 320, 64, 1, 1), ("conv1x1_skip", 2, 2560, 1280, 16, 1, 1),
-        ("conv3x3_down", 2, 320, 320, 64, 3, 2), ("conv3x3_down", 2, 640, 640, 32, 3, 2),
+        ("conv3x3_chg", 2, 320, 640, 32, 3, 1),
+        ("conv3x3_chg", 2, 640, 1280, 16, 3, 1),
+        ("conv3x3_chg", 2, 1280, 640, 32, 3, 1),
+        ("conv3x3_chg", 2, 640, 320, 64, 3, 1),
+        ("conv3x3_chg", 2, 2560, 1280, 16, 3, 1),
+        ("conv3x3_chg", 2, 960, 320, 64, 3, 1),
+        ("conv1x1_skip", 2, 640, 320, 64, 1, 1),
+        ("conv1x1_skip", 2, 2560, 1280, 16, 1, 1),
+        ("conv3x3_down", 2, 320, 320, 64, 3, 2),
+        ("conv3x3_down", 2, 640, 640, 32, 3, 2),
         ("conv3x3_down", 2, 1280, 1280, 16, 3, 2),
         # SD VAE decoder (batch 1)
-        ("vae_conv3x3", 1, 512, 512, 64, 3, 1), ("vae_conv3x3", 1, 512, 512, 128, 3, 1),
-        ("vae_conv3x3", 1, 256, 256, 256, 3, 1), ("vae_conv3x3", 1, 128, 128, 512, 3, 1),
+        ("vae_conv3x3", 1, 512, 512, 64, 3, 1),
+        ("vae_conv3x3", 1, 512, 512, 128, 3, 1),
+        ("vae_conv3x3", 1, 256, 256, 256, 3, 1),
+        ("vae_conv3x3", 1, 128, 128, 512, 3, 1),
         ("vae_conv3x3", 1, 128, 3, 512, 3, 1),
     ]
     return out
@@ -84,24 +125,51 @@ def run(ctx: Context) -> None:
                 ho = (hw + 2 * (k // 2) - k) // stride + 1
                 flops = 2.0 * n * cout * ho * ho * cin * k * k
                 nbytes = 2.0 * (n * cin * hw * hw + cout * cin * k * k + n * cout * ho * ho)
-                row = {"benchmark": bench, "layout": layout, "N": n, "Cin": cin, "Cout": cout, "H": hw, "W": hw,
-                       "ksize": k, "stride": stride, "dtype": ctx.dtype_name, "time_us": t, "min_us": r["min_us"],
-                       "tflops": flops / t / 1e6, "gbs": nbytes / t / 1e3}
+                row = {
+                    "benchmark": bench,
+                    "layout": layout,
+                    "N": n,
+                    "Cin": cin,
+                    "Cout": cout,
+                    "H": hw,
+                    "W": hw,
+                    "ksize": k,
+                    "stride": stride,
+                    "dtype": ctx.dtype_name,
+                    "time_us": t,
+                    "min_us": r["min_us"],
+                    "tflops": flops / t / 1e6,
+                    "gbs": nbytes / t / 1e3,
+                }
                 try:
                     ks = ctx.kernels(fn)
                     sums = {"conv": 0.0, "transpose": 0.0, "bias": 0.0, "other": 0.0}
                     for kr in ks:
                         kr["role"] = role(kr["kernel"])
                         sums[kr["role"]] += kr["time_us"]
-                        ctx.write("conv_kernels", KCOLUMNS, {**row, "role": kr["role"], "kernel": kr["kernel"],
-                                                             "launches": kr["calls"], "time_us": kr["time_us"]})
+                        ctx.write(
+                            "conv_kernels",
+                            KCOLUMNS,
+                            {
+                                **row,
+                                "role": kr["role"],
+                                "kernel": kr["kernel"],
+                                "launches": kr["calls"],
+                                "time_us": kr["time_us"],
+                            },
+                        )
                     # the transposes convert input, weight and output: each read once and written once
                     tbytes = 2.0 * 2 * (n * cin * hw * hw + cout * cin * k * k + n * cout * ho * ho)
-                    row.update(kernel_sum_us=sum(sums.values()), n_kernels=sum(kr["calls"] for kr in ks),
-                               conv_us=sums["conv"], transpose_us=sums["transpose"], bias_us=sums["bias"],
-                               other_us=sums["other"],
-                               transpose_gbs=tbytes / sums["transpose"] / 1e3 if sums["transpose"] > 0 else None,
-                               kernels=";".join(f"{kr['role']}:{short_kernel(kr['kernel'], 90)}" for kr in ks))
+                    row.update(
+                        kernel_sum_us=sum(sums.values()),
+                        n_kernels=sum(kr["calls"] for kr in ks),
+                        conv_us=sums["conv"],
+                        transpose_us=sums["transpose"],
+                        bias_us=sums["bias"],
+                        other_us=sums["other"],
+                        transpose_gbs=tbytes / sums["transpose"] / 1e3 if sums["transpose"] > 0 else None,
+                        kernels=";".join(f"{kr['role']}:{short_kernel(kr['kernel'], 90)}" for kr in ks),
+                    )
                 except Exception as exc:
                     ctx.error(f"{what} (profile)", exc)
                 ctx.write("conv", COLUMNS, row)

@@ -17,8 +17,13 @@ UNET_CHANNELS = (320, 640, 1280, 2560, 5120)
 
 def shapes(quick: bool) -> list[tuple[str, str, int, int, int]]:
     if quick:
-        return [("square", "linear", 64, 64, 64), ("square", "matmul", 128, 128, 128), ("small_m", "linear", 1, 256, 256),
-                ("thin", "linear", 512, 16, 512), ("unet", "linear", 64, 32, 64)]
+        return [
+            ("square", "linear", 64, 64, 64),
+            ("square", "matmul", 128, 128, 128),
+            ("small_m", "linear", 1, 256, 256),
+            ("thin", "linear", 512, 16, 512),
+            ("unet", "linear", 64, 32, 64),
+        ]
     out: list[tuple[str, str, int, int, int]] = []
     for n in (256, 512, 1024, 1536, 2048, 3072, 4096, 6144, 8192):
         out += [("square", "linear", n, n, n), ("square", "matmul", n, n, n)]
@@ -26,10 +31,23 @@ def shapes(quick: bool) -> list[tuple[str, str, int, int, int]]:
         out += [("small_m", "linear", m, 4096, 4096)]
     for m in (1, 16, 128):
         out += [("small_m", "linear", m, 4096, 11008), ("small_m", "linear", m, 11008, 4096)]
-    for m, k, n in ((8192, 16, 8192), (8192, 32, 8192), (8192, 64, 8192), (8192, 128, 8192),
-                    (8192, 8192, 16), (8192, 8192, 64), (8192, 8192, 128),
-                    (65536, 64, 64), (65536, 320, 64), (4096, 40, 4096), (4096, 4096, 40),
-                    (154, 768, 320), (154, 768, 1280), (240, 4096, 1152), (452, 4096, 1920)):
+    for m, k, n in (
+        (8192, 16, 8192),
+        (8192, 32, 8192),
+        (8192, 64, 8192),
+        (8192, 128, 8192),
+        (8192, 8192, 16),
+        (8192, 8192, 64),
+        (8192, 8192, 128),
+        (65536, 64, 64),
+        (65536, 320, 64),
+        (4096, 40, 4096),
+        (4096, 4096, 40),
+        (154, 768, 320),
+        (154, 768, 1280),
+        (240, 4096, 1152),
+        (452, 4096, 1920),
+    ):
         out += [("thin", "linear", m, k, n)]
     for m in (8192, 4096, 2048, 1024, 512, 256, 128, 64):
         for k in UNET_CHANNELS:
@@ -53,11 +71,23 @@ def run(ctx: Context) -> None:
             fn = lambda: torch.matmul(a, w)  # noqa: E731
         r = ctx.bench(fn, **kw)
         t = r["time_us"]
-        ctx.write("gemm", COLUMNS, {
-            "benchmark": bench, "api": api, "M": m, "K": k, "N": n, "dtype": ctx.dtype_name, "time_us": t,
-            "min_us": r["min_us"], "tflops": 2.0 * m * n * k / t / 1e6, "gbs": 2.0 * (m * k + k * n + m * n) / t / 1e3,
-            "reps": r["reps"],
-        })
+        ctx.write(
+            "gemm",
+            COLUMNS,
+            {
+                "benchmark": bench,
+                "api": api,
+                "M": m,
+                "K": k,
+                "N": n,
+                "dtype": ctx.dtype_name,
+                "time_us": t,
+                "min_us": r["min_us"],
+                "tflops": 2.0 * m * n * k / t / 1e6,
+                "gbs": 2.0 * (m * k + k * n + m * n) / t / 1e3,
+                "reps": r["reps"],
+            },
+        )
 
     big = 512 if ctx.quick else 8192
     try:

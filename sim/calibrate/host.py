@@ -48,9 +48,19 @@ def run(ctx: Context) -> None:
         return statistics.median(walls), statistics.median(gpus)
 
     def row(bench: str, method: str, n: int, per_kernel: float, gpu: float | None = None) -> None:
-        ctx.write("host", COLUMNS, {"benchmark": bench, "method": method, "n_kernels": n,
-                                    "time_us_total": per_kernel * n, "us_per_kernel": per_kernel,
-                                    "gpu_us_per_kernel": gpu, "reps": reps})
+        ctx.write(
+            "host",
+            COLUMNS,
+            {
+                "benchmark": bench,
+                "method": method,
+                "n_kernels": n,
+                "time_us_total": per_kernel * n,
+                "us_per_kernel": per_kernel,
+                "gpu_us_per_kernel": gpu,
+                "reps": reps,
+            },
+        )
 
     x = torch.ones(1024, device=dev, dtype=dt)
     y = torch.ones(1024, device=dev, dtype=dt)
@@ -66,8 +76,10 @@ def run(ctx: Context) -> None:
             z = z + 1.0
         return z
 
-    for name, fn, method in (("eager_chain_inplace", inplace_chain, "x.add_(1) x1000, wall-clock / 1000"),
-                             ("eager_chain_outofplace", outofplace_chain, "z = z + 1 x1000, wall-clock / 1000")):
+    for name, fn, method in (
+        ("eager_chain_inplace", inplace_chain, "x.add_(1) x1000, wall-clock / 1000"),
+        ("eager_chain_outofplace", outofplace_chain, "z = z + 1 x1000, wall-clock / 1000"),
+    ):
         try:
             for _ in range(2):
                 fn()
@@ -102,8 +114,13 @@ def run(ctx: Context) -> None:
             g.replay()
             torch.cuda.synchronize()
             w, gpu = wall(g.replay, 5)
-            row("graph_chain", "1000-kernel CUDA graph replay; CUDA-event span / 1000 (gpu column)", chain,
-                gpu / chain, gpu / chain)
+            row(
+                "graph_chain",
+                "1000-kernel CUDA graph replay; CUDA-event span / 1000 (gpu column)",
+                chain,
+                gpu / chain,
+                gpu / chain,
+            )
             row("graph_chain_wall", "1000-kernel CUDA graph replay; wall-clock / 1000", chain, w / chain, gpu / chain)
             g1 = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g1):
@@ -149,8 +166,18 @@ def run(ctx: Context) -> None:
             for _ in range(3):
                 fn()
             w, g = wall(fn, 200)
-            ctx.write("host", COLUMNS, {"benchmark": name, "method": "tiny-size op loop, wall / call (us_per_kernel "
-                                        "column = per op)", "n_kernels": n_k, "time_us_total": w,
-                                        "us_per_kernel": w / n_k if n_k else None, "gpu_us_per_kernel": g, "reps": reps})
+            ctx.write(
+                "host",
+                COLUMNS,
+                {
+                    "benchmark": name,
+                    "method": "tiny-size op loop, wall / call (us_per_kernel column = per op)",
+                    "n_kernels": n_k,
+                    "time_us_total": w,
+                    "us_per_kernel": w / n_k if n_k else None,
+                    "gpu_us_per_kernel": g,
+                    "reps": reps,
+                },
+            )
         except Exception as exc:
             ctx.error(f"host {name}", exc)

@@ -17,9 +17,29 @@ import re
 from ._bench import Context, short_kernel
 
 COLUMNS = ["benchmark", "op", "shape", "numel", "dtype", "bytes", "time_us", "min_us", "gbs", "kernels"]
-GN_COLUMNS = ["benchmark", "N", "C", "H", "W", "groups", "blocks", "dtype", "bytes", "time_us", "min_us", "gbs",
-              "kernel_sum_us", "stats_us", "params_us", "apply_us", "other_us", "stats_gbs", "stats_gbs_per_block",
-              "apply_gbs", "kernels"]
+GN_COLUMNS = [
+    "benchmark",
+    "N",
+    "C",
+    "H",
+    "W",
+    "groups",
+    "blocks",
+    "dtype",
+    "bytes",
+    "time_us",
+    "min_us",
+    "gbs",
+    "kernel_sum_us",
+    "stats_us",
+    "params_us",
+    "apply_us",
+    "other_us",
+    "stats_gbs",
+    "stats_gbs_per_block",
+    "apply_gbs",
+    "kernels",
+]
 GN_KCOLUMNS = ["N", "C", "H", "W", "groups", "role", "kernel", "launches", "time_us"]
 
 
@@ -45,8 +65,14 @@ def run_groupnorm(ctx: Context) -> None:
         cfgs = [(2, 64, 8, 8, 32), (1, 32, 16, 16, 32)]
     else:
         cfgs = [(2, c, s, s, 32) for c in (320, 640, 1280) for s in (64, 32, 16, 8)]
-        cfgs += [(1, 512, 64, 64, 32), (1, 512, 128, 128, 32), (1, 512, 256, 256, 32), (1, 256, 256, 256, 32),
-                 (1, 256, 512, 512, 32), (1, 128, 512, 512, 32)]  # SD VAE decoder levels
+        cfgs += [
+            (1, 512, 64, 64, 32),
+            (1, 512, 128, 128, 32),
+            (1, 512, 256, 256, 32),
+            (1, 256, 256, 256, 32),
+            (1, 256, 512, 512, 32),
+            (1, 128, 512, 512, 32),
+        ]  # SD VAE decoder levels
         cfgs += [(n, 320, 32, 32, 32) for n in (1, 4, 8, 16, 32, 64)]  # parallelism series (N*groups blocks)
         cfgs += [(32, 640, 16, 16, 32), (32, 1280, 8, 8, 32)]  # ModelScope frames-as-batch
     for n, c, h, w, g in cfgs:
@@ -64,21 +90,49 @@ def run_groupnorm(ctx: Context) -> None:
             r = ctx.bench(fn)
             t = r["time_us"]
             xb = x.numel() * x.element_size()
-            row = {"benchmark": "group_norm", "N": n, "C": c, "H": h, "W": w, "groups": g, "blocks": n * g,
-                   "dtype": ctx.dtype_name, "bytes": 2 * xb + 4 * c, "time_us": t, "min_us": r["min_us"],
-                   "gbs": (2 * xb + 4 * c) / t / 1e3}
+            row = {
+                "benchmark": "group_norm",
+                "N": n,
+                "C": c,
+                "H": h,
+                "W": w,
+                "groups": g,
+                "blocks": n * g,
+                "dtype": ctx.dtype_name,
+                "bytes": 2 * xb + 4 * c,
+                "time_us": t,
+                "min_us": r["min_us"],
+                "gbs": (2 * xb + 4 * c) / t / 1e3,
+            }
             try:
                 ks = ctx.kernels(fn)
                 sums = {"stats": 0.0, "params": 0.0, "apply": 0.0, "other": 0.0}
                 for kr in ks:
                     kr["role"] = gn_role(kr["kernel"])
                     sums[kr["role"]] += kr["time_us"]
-                    ctx.write("groupnorm_kernels", GN_KCOLUMNS, {"N": n, "C": c, "H": h, "W": w, "groups": g,
-                              "role": kr["role"], "kernel": kr["kernel"], "launches": kr["calls"],
-                              "time_us": kr["time_us"]})
-                row.update(kernel_sum_us=sum(sums.values()), stats_us=sums["stats"], params_us=sums["params"],
-                           apply_us=sums["apply"], other_us=sums["other"],
-                           kernels=";".join(f"{kr['role']}:{short_kernel(kr['kernel'], 90)}" for kr in ks))
+                    ctx.write(
+                        "groupnorm_kernels",
+                        GN_KCOLUMNS,
+                        {
+                            "N": n,
+                            "C": c,
+                            "H": h,
+                            "W": w,
+                            "groups": g,
+                            "role": kr["role"],
+                            "kernel": kr["kernel"],
+                            "launches": kr["calls"],
+                            "time_us": kr["time_us"],
+                        },
+                    )
+                row.update(
+                    kernel_sum_us=sum(sums.values()),
+                    stats_us=sums["stats"],
+                    params_us=sums["params"],
+                    apply_us=sums["apply"],
+                    other_us=sums["other"],
+                    kernels=";".join(f"{kr['role']}:{short_kernel(kr['kernel'], 90)}" for kr in ks),
+                )
                 if sums["stats"] > 0:
                     row["stats_gbs"] = xb / sums["stats"] / 1e3
                     row["stats_gbs_per_block"] = row["stats_gbs"] / (n * g)
@@ -107,9 +161,17 @@ def run(ctx: Context) -> None:
             numel = 1
             for s in shape:
                 numel *= s
-            row = {"benchmark": bench, "op": op, "shape": "x".join(map(str, shape)), "numel": numel,
-                   "dtype": ctx.dtype_name, "bytes": nbytes, "time_us": t, "min_us": r["min_us"],
-                   "gbs": nbytes / t / 1e3}
+            row = {
+                "benchmark": bench,
+                "op": op,
+                "shape": "x".join(map(str, shape)),
+                "numel": numel,
+                "dtype": ctx.dtype_name,
+                "bytes": nbytes,
+                "time_us": t,
+                "min_us": r["min_us"],
+                "gbs": nbytes / t / 1e3,
+            }
             if profile:
                 try:
                     ks = ctx.kernels(fn, calls=2)
@@ -129,13 +191,27 @@ def run(ctx: Context) -> None:
         # -- device-to-device copy: the bandwidth peak ------------------------------------------
         peak = [1 << 20] if ctx.quick else [1 << 30, 2 << 30, 4 << 30]
         for nbytes in peak:
-            a, b = torch.empty(nbytes // esz, device=dev, dtype=dt).normal_(), torch.empty(nbytes // esz, device=dev, dtype=dt)
-            measure("copy_peak", "copy_", (nbytes // esz,), lambda a=a, b=b: b.copy_(a), 2.0 * nbytes, flush=False,
-                    target_ms=100, min_reps=10)
+            a, b = (
+                torch.empty(nbytes // esz, device=dev, dtype=dt).normal_(),
+                torch.empty(nbytes // esz, device=dev, dtype=dt),
+            )
+            measure(
+                "copy_peak",
+                "copy_",
+                (nbytes // esz,),
+                lambda a=a, b=b: b.copy_(a),
+                2.0 * nbytes,
+                flush=False,
+                target_ms=100,
+                min_reps=10,
+            )
             del a, b
 
-        sizes = [64 << 10, 1 << 20] if ctx.quick else [64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20,
-                                                        256 << 20, 1 << 30]
+        sizes = (
+            [64 << 10, 1 << 20]
+            if ctx.quick
+            else [64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30]
+        )
         # -- elementwise -----------------------------------------------------------------------
         for nbytes in sizes:
             n = nbytes // esz
@@ -152,50 +228,96 @@ def run(ctx: Context) -> None:
             del a, b, out
 
         # -- broadcast bias add ------------------------------------------------------------------
-        bias4 = [(2, 8, 8, 8)] if ctx.quick else [(2, 320, 64, 64), (2, 640, 32, 32), (2, 1280, 16, 16),
-                                                  (2, 1280, 8, 8), (1, 128, 512, 512), (1, 512, 128, 128)]
+        bias4 = (
+            [(2, 8, 8, 8)]
+            if ctx.quick
+            else [
+                (2, 320, 64, 64),
+                (2, 640, 32, 32),
+                (2, 1280, 16, 16),
+                (2, 1280, 8, 8),
+                (1, 128, 512, 512),
+                (1, 512, 128, 128),
+            ]
+        )
         for shape in bias4:
             x, bb = rnd(*shape), rnd(shape[1])
             nb = 2.0 * x.numel() * esz + shape[1] * esz
             measure("bias_add", "nchw+c11", shape, lambda x=x, bb=bb: x + bb.view(1, -1, 1, 1), nb)
-        bias2 = [(64, 32)] if ctx.quick else [(8192, 320), (2048, 640), (512, 1280), (2048, 5120), (8192, 1280),
-                                               (35552, 1920)]
+        bias2 = (
+            [(64, 32)]
+            if ctx.quick
+            else [(8192, 320), (2048, 640), (512, 1280), (2048, 5120), (8192, 1280), (35552, 1920)]
+        )
         for shape in bias2:
             x, bb = rnd(*shape), rnd(shape[1])
             nb = 2.0 * x.numel() * esz + shape[1] * esz
             measure("bias_add", "tc+c", shape, lambda x=x, bb=bb: x + bb, nb)
 
         # -- permutes / transposes ---------------------------------------------------------------
-        nchw = [(2, 8, 8, 8)] if ctx.quick else [(2, 320, 64, 64), (2, 640, 32, 32), (2, 1280, 16, 16),
-                                                 (2, 1280, 8, 8), (1, 128, 512, 512), (1, 512, 128, 128),
-                                                 (1, 512, 64, 64)]
+        nchw = (
+            [(2, 8, 8, 8)]
+            if ctx.quick
+            else [
+                (2, 320, 64, 64),
+                (2, 640, 32, 32),
+                (2, 1280, 16, 16),
+                (2, 1280, 8, 8),
+                (1, 128, 512, 512),
+                (1, 512, 128, 128),
+                (1, 512, 64, 64),
+            ]
+        )
         for shape in nchw:
             x = rnd(*shape)
             o = torch.empty(shape[0], shape[2], shape[3], shape[1], device=dev, dtype=dt)
             nb = 2.0 * x.numel() * esz
-            measure("permute", "nchw_to_nhwc", shape, lambda x=x, o=o: o.copy_(x.permute(0, 2, 3, 1)), nb,
-                    shape == nchw[0])
+            measure(
+                "permute", "nchw_to_nhwc", shape, lambda x=x, o=o: o.copy_(x.permute(0, 2, 3, 1)), nb, shape == nchw[0]
+            )
             xl = rnd(shape[0], shape[2], shape[3], shape[1])
             o2 = torch.empty(*shape, device=dev, dtype=dt)
             measure("permute", "nhwc_to_nchw", shape, lambda x=xl, o=o2: o.copy_(x.permute(0, 3, 1, 2)), nb)
-            measure("permute", "channels_last_contiguous", shape,
-                    lambda x=x: x.contiguous(memory_format=torch.channels_last), nb)
-        bfchw = [(1, 4, 8, 4, 4)] if ctx.quick else [(2, 16, 320, 32, 32), (2, 16, 640, 16, 16), (2, 16, 1280, 8, 8),
-                                                     (2, 16, 320, 64, 64)]
+            measure(
+                "permute",
+                "channels_last_contiguous",
+                shape,
+                lambda x=x: x.contiguous(memory_format=torch.channels_last),
+                nb,
+            )
+        bfchw = (
+            [(1, 4, 8, 4, 4)]
+            if ctx.quick
+            else [(2, 16, 320, 32, 32), (2, 16, 640, 16, 16), (2, 16, 1280, 8, 8), (2, 16, 320, 64, 64)]
+        )
         for shape in bfchw:
             b_, f_, c_, h_, w_ = shape
             x = rnd(*shape)
             nb = 2.0 * x.numel() * esz
             o = torch.empty(b_, h_, w_, f_, c_, device=dev, dtype=dt)
-            measure("permute", "bfchw_to_bhw_f_c", shape, lambda x=x, o=o: o.copy_(x.permute(0, 3, 4, 1, 2)), nb,
-                    shape == bfchw[0])
+            measure(
+                "permute",
+                "bfchw_to_bhw_f_c",
+                shape,
+                lambda x=x, o=o: o.copy_(x.permute(0, 3, 4, 1, 2)),
+                nb,
+                shape == bfchw[0],
+            )
             y = rnd(b_ * h_ * w_, f_, c_)
             o2 = torch.empty(*shape, device=dev, dtype=dt)
-            measure("permute", "bhw_f_c_to_bfchw", shape,
-                    lambda y=y, o=o2, s=shape: o.copy_(y.view(s[0], s[3], s[4], s[1], s[2]).permute(0, 3, 4, 1, 2)), nb)
+            measure(
+                "permute",
+                "bhw_f_c_to_bfchw",
+                shape,
+                lambda y=y, o=o2, s=shape: o.copy_(y.view(s[0], s[3], s[4], s[1], s[2]).permute(0, 3, 4, 1, 2)),
+                nb,
+            )
             # UNet3D's temporal transformer input: (b*f, c, h, w) -> (b*h*w, f, c)
-        heads = [(2, 64, 5, 8)] if ctx.quick else [(2, 4096, 5, 64), (2, 4096, 8, 40), (2, 1024, 8, 80),
-                                                   (2, 17776, 30, 64), (2, 4096, 16, 72)]
+        heads = (
+            [(2, 64, 5, 8)]
+            if ctx.quick
+            else [(2, 4096, 5, 64), (2, 4096, 8, 40), (2, 1024, 8, 80), (2, 17776, 30, 64), (2, 4096, 16, 72)]
+        )
         for shape in heads:
             x = rnd(*shape)
             o = torch.empty(shape[0], shape[2], shape[1], shape[3], device=dev, dtype=dt)
@@ -212,22 +334,56 @@ def run(ctx: Context) -> None:
         for shape in cats:
             x, y = rnd(*shape), rnd(*shape)
             measure("cat", "cat_dim1", shape, lambda x=x, y=y: torch.cat([x, y], dim=1), 4.0 * x.numel() * esz)
-            measure("upsample", "nearest_2x", shape, lambda x=x: F.interpolate(x, scale_factor=2.0, mode="nearest"),
-                    5.0 * x.numel() * esz, shape == cats[0])
+            measure(
+                "upsample",
+                "nearest_2x",
+                shape,
+                lambda x=x: F.interpolate(x, scale_factor=2.0, mode="nearest"),
+                5.0 * x.numel() * esz,
+                shape == cats[0],
+            )
 
         # -- LayerNorm and softmax -----------------------------------------------------------------
-        lns = [(64, 32)] if ctx.quick else [(t, w) for w in (320, 640, 1152, 1280, 4096) for t in (128, 512, 2048, 8192, 32768)]
+        lns = (
+            [(64, 32)]
+            if ctx.quick
+            else [(t, w) for w in (320, 640, 1152, 1280, 4096) for t in (128, 512, 2048, 8192, 32768)]
+        )
         if not ctx.quick:
             lns += [(35552, 1920), (8192, 1152)]
         for t, w in lns:
             x, g, bb = rnd(t, w), rnd(w), rnd(w)
-            measure("layer_norm", "layer_norm", (t, w), lambda x=x, g=g, bb=bb, w=w: F.layer_norm(x, (w,), g, bb, 1e-5),
-                    2.0 * x.numel() * esz + 2 * w * esz, (t, w) == lns[0] or (t, w) == (8192, 1152))
-        sms = [(64, 16)] if ctx.quick else [(16 * 4096, 4096), (16 * 1024, 1024), (256 * 256, 256), (4096 * 64, 64),
-                                            (40960 * 16, 16), (16 * 4096, 77), (16 * 1024, 77), (64 * 4096, 4096)]
+            measure(
+                "layer_norm",
+                "layer_norm",
+                (t, w),
+                lambda x=x, g=g, bb=bb, w=w: F.layer_norm(x, (w,), g, bb, 1e-5),
+                2.0 * x.numel() * esz + 2 * w * esz,
+                (t, w) == lns[0] or (t, w) == (8192, 1152),
+            )
+        sms = (
+            [(64, 16)]
+            if ctx.quick
+            else [
+                (16 * 4096, 4096),
+                (16 * 1024, 1024),
+                (256 * 256, 256),
+                (4096 * 64, 64),
+                (40960 * 16, 16),
+                (16 * 4096, 77),
+                (16 * 1024, 77),
+                (64 * 4096, 4096),
+            ]
+        )
         for r_, c_ in sms:
             x = rnd(r_, c_)
-            measure("softmax", "softmax_lastdim", (r_, c_), lambda x=x: x.softmax(dim=-1), 2.0 * x.numel() * esz,
-                    (r_, c_) == sms[0])
+            measure(
+                "softmax",
+                "softmax_lastdim",
+                (r_, c_),
+                lambda x=x: x.softmax(dim=-1),
+                2.0 * x.numel() * esz,
+                (r_, c_) == sms[0],
+            )
     except TimeoutError:
         return
