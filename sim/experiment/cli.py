@@ -245,10 +245,11 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _internal_error(exc: BaseException) -> int:
-    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    if debug:
         _stderr("".join(traceback.format_exception(exc)).rstrip())
     detail = one_line(f"{type(exc).__name__}: {short_str(str(exc), 200)}", 300)
-    hint = "" if os.environ.get(DEBUG_ENV) else f"; {DEBUG_ENV}=1 shows the traceback"
+    hint = "" if debug else f"; {DEBUG_ENV}=1 shows the traceback"
     _stderr(f"ttvsim: internal error ({detail}), please report{hint}")
     return EXIT_INTERNAL
 
