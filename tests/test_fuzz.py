@@ -637,3 +637,18 @@ def test_build_bad_arguments(name, options, expect):
 
 def test_input_error_is_a_value_error():
     assert issubclass(InputError, ValueError)
+
+
+@pytest.mark.parametrize("argv", [["models"], ["--version"], ["describe", "sd15_text_encoder"]])
+def test_full_stdout_is_one_line_exit_2(argv):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "sim", *argv], stdout=full, stderr=subprocess.PIPE, text=True, check=False)
+    assert proc.returncode == 2 and proc.stderr == "ttvsim: error: cannot write to standard output (No space left on device)\n"
+
+
+def test_closed_stdout_is_one_line_exit_2():
+    proc = subprocess.run(
+        [sys.executable, "-m", "sim", "models"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        check=False, preexec_fn=lambda: __import__("os").close(1),
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr == "ttvsim: error: standard output is closed\n"

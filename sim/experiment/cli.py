@@ -44,11 +44,16 @@ class Output:
         """Print `text` (and flush, so a closed pipe shows up here, not at exit)."""
         if self.broken:
             return
+        if sys.stdout is None:
+            raise InputError("standard output is closed")
         try:
             print(text)
             sys.stdout.flush()
         except BrokenPipeError:
             self.close_pipe()
+        except OSError as exc:  # a full disk, /dev/full
+            self.close_pipe()
+            raise InputError(f"cannot write to standard output ({_reason(exc)})") from None
 
     def close_pipe(self) -> None:
         """Remember the broken pipe and point stdout at /dev/null, so the exit flush is quiet."""
@@ -83,7 +88,7 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
-        print(version_text())
+        Output().say(version_text())
         parser.exit()
 
 
