@@ -16,53 +16,23 @@ from workloads.errors import unknown
 from workloads.ir import OpGraph
 from workloads.passes import apply_passes
 
-from .arch import VECTOR_CLASSES, Arch
+from .arch import Arch
 from .checks import check_simulate
-from .cost import METRICS, Hardware, evaluate
-from .cost.systolic import dataflow_code
-from .lower import ATTENTION_MODES, COLUMNS, Kernels, lower
+from .cost import KERNEL, METRIC, evaluate, hardware_record
+from .lower import ATTENTION_MODES, Kernels, lower
 from .results import Result
 
 Passes = Sequence[Mapping[str, Any]]
 
 
-def hardware(arch: Arch) -> Hardware:
-    """The arch in cost-model units: words, cycles, per-array SRAM capacities."""
-    a, w = arch.array, arch.word_bytes
-    per_cycle = 1.0 / (arch.frequency_mhz * 1e6) / w  # bytes/s -> words/cycle
-    l2_words = int(arch.global_buffer.size_kb * 1024 / w)
-    sram = arch.sram
-    return Hardware(
-        rows=a.rows,
-        cols=a.cols,
-        dataflow=dataflow_code(a.dataflow),
-        overlap=a.overlap_folds,
-        arrays=arch.arrays,
-        cores=arch.cores,
-        ifmap_words=int(sram.ifmap_kb * 1024 / a.count / w),
-        filter_words=int(sram.filter_kb * 1024 / a.count / w),
-        ofmap_words=int(sram.ofmap_kb * 1024 / a.count / w),
-        bw=arch.dram.bandwidth_gbs * 1e9 * per_cycle,
-        l2_words=l2_words,
-        l2_bw=arch.global_buffer.bandwidth_gbs * 1e9 * per_cycle,
-        lanes=arch.vector.lanes,
-        core_bw=arch.vector.core_bandwidth_gbs * 1e9 * per_cycle,
-        onchip_words=int((sram.ifmap_kb + sram.ofmap_kb) * 1024 * arch.cores / w) + l2_words,
-        norm_passes=arch.vector.norm_passes,
-    )
-
-
 def evaluate_kernels(kernels: Kernels, arch: Arch) -> np.ndarray:
-    """Metrics of every kernel (rows) x `METRICS` (cols); identical kernels evaluated once."""
-    if len(kernels) == 0:
-        return np.zeros((0, len(METRICS)))
-    unique, inverse = np.unique(kernels.matrix(), axis=0, return_inverse=True)
-    c = {name: np.ascontiguousarray(unique[:, j]) for j, name in enumerate(COLUMNS[1:])}
-    cpe = np.array([arch.vector.cost(v) for v in VECTOR_CLASSES])
-    metrics = evaluate(
-        c["unit"], c["m"], c["k"], c["n"], c["count"], c["a_dram"], c["b_dram"], c["c_dram"],
-        c["vclass"], c["elements"], c["words_in"], c["words_out"], c["multipass"], c["par"], cpe, hardware(arch),
-    )  # fmt: skip
+    """Metric records (`sim.cost.METRIC`) of every kernel; identical kernels evaluated once."""
+    records = kernels.records()
+    if len(records) == 0:
+        return np.zeros(0, dtype=METRIC)
+    matrix = records.view(np.int64).reshape(len(records), -1)
+    unique, inverse = np.unique(matrix, axis=0, return_inverse=True)
+    metrics = evaluate(np.ascontiguousarray(unique).view(KERNEL).reshape(-1), hardware_record(arch))
     return metrics[inverse.reshape(-1)]
 
 

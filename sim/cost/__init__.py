@@ -1,5 +1,38 @@
-"""Cost models, one per unit: cycles and action counts of arrays of kernels (Numba)."""
+"""Cost models, one module per unit (`array`: systolic arrays, `vector`: vector unit and move
+engine), over kernel records and a hardware record (`schema`); `tiling` holds the GEMM traffic
+model and `systolic` SCALE-Sim's compute cycles. `evaluate` runs every kernel through its unit.
+"""
 
-from .models import IS, METRICS, OS, WS, Hardware, evaluate, gemm_traffic
+from __future__ import annotations
 
-__all__ = ["IS", "METRICS", "OS", "WS", "Hardware", "evaluate", "gemm_traffic"]
+import numpy as np
+from numba import njit
+
+from .array import gemm
+from .schema import KERNEL, KERNEL_FIELDS, METRIC, METRIC_FIELDS, hardware_dtype, hardware_record
+from .systolic import IS, OS, WS
+from .tiling import gemm_traffic
+from .vector import GEMM, MOVE, VECTOR, vector
+
+
+@njit(cache=True)
+def _evaluate(kernels, hw, out):
+    for i in range(kernels.shape[0]):
+        if kernels[i].unit == GEMM:
+            gemm(out[i], kernels[i], hw)
+        else:
+            vector(out[i], kernels[i], hw)
+
+
+def evaluate(kernels: np.ndarray, hw: np.void) -> np.ndarray:
+    """Metric records (`METRIC`) of kernel records (`KERNEL`) on hardware record `hw`."""
+    out = np.zeros(kernels.shape[0], dtype=METRIC)
+    if kernels.shape[0]:
+        _evaluate(kernels, hw, out)
+    return out
+
+
+__all__ = [
+    "GEMM", "IS", "KERNEL", "KERNEL_FIELDS", "METRIC", "METRIC_FIELDS", "MOVE", "OS", "VECTOR", "WS",
+    "evaluate", "gemm_traffic", "hardware_dtype", "hardware_record",
+]  # fmt: skip

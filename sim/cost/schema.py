@@ -4,7 +4,8 @@ Kernels and metrics are numpy structured arrays, addressed by field name in Pyth
 Numba cost models alike (`k.m`, `out.compute_cycles`). The hardware record is derived from the
 typed `Arch` dataclasses themselves: every numeric leaf (`dram.bandwidth_gbs` becomes field
 `dram_bandwidth_gbs`), every choice field as its index (`array_dataflow`), every declared-key
-mapping as one field per key (`vector_cycles_per_element_norm`, `array_throughput_fp8`). So a
+mapping as an array field in its keys' order (`vector_cycles_per_element[class index]`,
+`array_throughput[dtype index]`). So a
 new hardware parameter is its typed field in `sim/arch/config.py` plus the one cost function
 that reads it; a changed record layout is a new Numba signature (no stale compiled code).
 """
@@ -47,14 +48,13 @@ def _leaves(cls: type, prefix: str = "") -> list[tuple[str, tuple[str, ...], Any
         elif hint is str and meta.get("choices"):
             out.append((name, (f.name,), meta["choices"].index))
         elif typing.get_origin(hint) is dict and meta.get("keys"):
-            defaults = meta.get("defaults", {})
-            for key in meta["keys"]:
-                out.append((f"{name}_{key}", (f.name,), _entry(key, defaults.get(key, meta.get("default_value", 0.0)))))
+            out.append((name, (f.name,), _entries(meta["keys"], meta.get("defaults", {}), meta.get("default_value", 0.0))))
     return out
 
 
-def _entry(key: str, default: float):
-    return lambda mapping: float(mapping.get(key, default))
+def _entries(keys: tuple[str, ...], defaults: dict[str, float], default: float):
+    """Encoder of a declared-key mapping: its values in `keys` order (an array field)."""
+    return lambda mapping: [float(mapping.get(k, defaults.get(k, default))) for k in keys]
 
 
 @cache
@@ -62,7 +62,20 @@ def _layout() -> tuple[np.dtype, tuple]:
     from ..arch import Arch
 
     leaves = tuple(_leaves(Arch))
-    return np.dtype([(name, np.float64) for name, _, _ in leaves]), leaves
+    fields = []
+    for name, path, encode in leaves:
+        keys = _keys(Arch, path)
+        fields.append((name, np.float64, (len(keys),)) if keys else (name, np.float64))
+    return np.dtype(fields), leaves
+
+
+def _keys(cls: type, path: tuple[str, ...]) -> tuple[str, ...]:
+    """The declared keys of the mapping field at `path` (() for a scalar leaf)."""
+    hints = typing.get_type_hints(cls)
+    f = cls.__dataclass_fields__[path[0]]
+    if len(path) > 1:
+        return _keys(hints[path[0]], path[1:])
+    return tuple(f.metadata.get("keys", ())) if typing.get_origin(hints[path[0]]) is dict else ()
 
 
 def hardware_dtype() -> np.dtype:

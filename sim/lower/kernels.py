@@ -25,6 +25,7 @@ import numpy as np
 from workloads.ir import COMPUTE_DTYPES, CONV_KINDS, DTYPE_BITS, Op, OpGraph, OpKind, numel
 
 from ..arch import VECTOR_CLASSES
+from ..cost.schema import KERNEL, KERNEL_FIELDS
 
 ATTENTION_MODES = ("fused", "unfused")
 # Online softmax keeps a running max/sum and rescales the output tile per key block:
@@ -38,12 +39,8 @@ class Unit(IntEnum):
     MOVE = 2
 
 
-# Columns of the kernel table. All int64; the cost models receive them as arrays.
-COLUMNS = (
-    "op", "unit", "m", "k", "n", "count", "a_dram", "b_dram", "c_dram",
-    "vclass", "elements", "words_in", "words_out", "multipass", "par", "launches", "overlap",
-    "a_bits", "b_bits", "c_bits", "mac_dtype",
-)  # fmt: skip
+# Columns of the kernel table: the op it belongs to, its launches, then the cost models' record.
+COLUMNS = ("op", "launches", *KERNEL_FIELDS)
 _VCLASS = {name: i for i, name in enumerate(VECTOR_CLASSES)}
 
 
@@ -56,9 +53,9 @@ class Kernels:
     def __len__(self) -> int:
         return len(self.cols["op"])
 
-    def matrix(self) -> np.ndarray:
-        """All columns but `op` as an (n, c) matrix: the identity of a kernel's work."""
-        return np.stack([self.cols[c] for c in COLUMNS[1:]], axis=1)
+    def records(self) -> np.ndarray:
+        """The cost models' kernel records (`sim.cost.KERNEL`), one per kernel."""
+        return np.stack([self.cols[c] for c in KERNEL_FIELDS], axis=1).view(KERNEL).reshape(-1)
 
 
 def _gemm(m: int, k: int, n: int, count: int = 1, a: int = 1, b: int = 1, c: int = 1, launches: int = 1) -> dict:

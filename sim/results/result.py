@@ -19,12 +19,10 @@ import pandas as pd
 from workloads.ir import Op, OpGraph, PlanStep
 
 from ..arch import VECTOR_CLASSES, Arch
-from ..cost import METRICS
+from ..cost import METRIC_FIELDS
 from ..energy import COMPONENTS, energy_by_action
 from ..lower import Kernels, Unit
 from ..schedule import Schedule, serial
-
-_M = {name: j for j, name in enumerate(METRICS)}
 
 
 @dataclass(frozen=True)
@@ -57,10 +55,10 @@ class Result:
         ops = graph.ops()
         n = len(ops)
         idx = kernels.cols["op"]
-        per_op = {m: np.bincount(idx, weights=metrics[:, j], minlength=n) for m, j in _M.items()}
+        per_op = {m: np.bincount(idx, weights=metrics[m], minlength=n) for m in METRIC_FIELDS}
         _overlap(per_op, idx, metrics, kernels.cols["overlap"].astype(bool), n)
         per_op["cores_used"] = np.zeros(n)
-        np.maximum.at(per_op["cores_used"], idx, metrics[:, _M["cores_used"]])
+        np.maximum.at(per_op["cores_used"], idx, metrics["cores_used"])
         repeat = np.array([op.repeat for op in ops], dtype=np.float64)
         # true work: padded tiles (fused attention) cost cycles but are not MACs
         per_op["macs"] = np.array([op.macs for op in ops], dtype=np.float64)
@@ -76,7 +74,6 @@ class Result:
         else:
             schedule = serial(plan, busy_call / hz, launches * per_launch_s + extra)
         launch = np.bincount(schedule.op, weights=schedule.idle_s, minlength=n) * hz
-        w = arch.word_bytes
         compute = per_op["compute_cycles"] * repeat
         stall = per_op["stall_cycles"] * repeat
         busy = compute + stall
@@ -114,11 +111,8 @@ class Result:
                 "utilization": util,
                 "cores_used": per_op["cores_used"],
                 "core_occupancy": per_op["cores_used"] / arch.cores,
-                "dram_read_bytes": per_op["dram_read_words"] * repeat * w,
-                "dram_write_bytes": per_op["dram_write_words"] * repeat * w,
-                "l2_read_bytes": per_op["l2_read_words"] * repeat * w,
-                "sram_read_bytes": per_op["sram_read_words"] * repeat * w,
-                "sram_write_bytes": per_op["sram_write_words"] * repeat * w,
+                **{f"{level}_{rw}_bytes": per_op[f"{level}_{rw}_bytes"] * repeat
+                   for level in ("dram", "l2", "sram") for rw in ("read", "write")},
                 "energy_j": energy_call * repeat,
                 **{f"energy_{c}_j": energy[c] * repeat for c in COMPONENTS},
                 "time_s": time_s,
@@ -126,7 +120,7 @@ class Result:
                 "end_s": end,
             }
         )
-        dram_call = (per_op["dram_read_words"] + per_op["dram_write_words"]) * w
+        dram_call = per_op["dram_read_bytes"] + per_op["dram_write_bytes"]
         steps = _steps(plan, schedule, {"dram_bytes": dram_call, "energy_j": energy_call, "macs": per_op["macs"]})
         return cls(
             graph.name, arch, attention, frame, fuse_elementwise, (ops, kernels, metrics, repeat), steps,
@@ -208,10 +202,10 @@ def _overlap(per_op: dict[str, np.ndarray], idx: np.ndarray, metrics: np.ndarray
     cost only the time by which they exceed them; that exposed time counts as compute."""
     if not hidden.any():
         return
-    busy = metrics[:, _M["compute_cycles"]] + metrics[:, _M["stall_cycles"]]
+    busy = metrics["compute_cycles"] + metrics["stall_cycles"]
     overlapped = np.bincount(idx[hidden], weights=busy[hidden], minlength=n)
-    parallel_c = np.bincount(idx[hidden], weights=metrics[hidden, _M["compute_cycles"]], minlength=n)
-    parallel_s = np.bincount(idx[hidden], weights=metrics[hidden, _M["stall_cycles"]], minlength=n)
+    parallel_c = np.bincount(idx[hidden], weights=metrics["compute_cycles"][hidden], minlength=n)
+    parallel_s = np.bincount(idx[hidden], weights=metrics["stall_cycles"][hidden], minlength=n)
     rest = per_op["compute_cycles"] - parallel_c + per_op["stall_cycles"] - parallel_s
     per_op["compute_cycles"] = per_op["compute_cycles"] - parallel_c + np.maximum(0.0, overlapped - rest)
     per_op["stall_cycles"] = per_op["stall_cycles"] - parallel_s
@@ -224,7 +218,7 @@ def _kernel_table(ops: Sequence[Op], kernels: Kernels, metrics: np.ndarray, repe
         "op": [ops[i].name for i in idx],
         "unit": [Unit(u).name.lower() for u in kernels.cols["unit"]],
         **{c: kernels.cols[c] for c in ("m", "k", "n", "count")},
-        **{m: metrics[:, j] for m, j in _M.items()},
+        **{m: metrics[m] for m in METRIC_FIELDS},
         "repeat": repeat[idx],
     })  # fmt: skip
     return frame
@@ -235,20 +229,11 @@ def _actions(
 ) -> dict[str, np.ndarray]:
     """Action counts of one call of each op, named as `sim.energy.ACTIONS`: MACs by compute
     dtype, bytes read/written per memory level, vector element ops by class, launches."""
-    n, w = len(ops), arch.word_bytes
+    n = len(ops)
     dtypes = [op.precision.compute if op.precision else arch.native_dtype for op in ops]
     out = {f"mac_{d}": np.where([x == d for x in dtypes], per_op["macs"], 0.0) for d in set(dtypes)}
-    dram_read = per_op["dram_read_words"] * w
-    out |= {
-        "sram_read_bytes": per_op["sram_read_words"] * w,
-        "sram_write_bytes": per_op["sram_write_words"] * w,
-        "l2_read_bytes": per_op["l2_read_words"] * w,
-        # with a global buffer, every DRAM read is filled into it on the way to the cores
-        "l2_write_bytes": dram_read if arch.global_buffer.size_kb > 0 else np.zeros(n),
-        "dram_read_bytes": dram_read,
-        "dram_write_bytes": per_op["dram_write_words"] * w,
-        "launches": launches,
-    }
+    out |= {f"{level}_{rw}_bytes": per_op[f"{level}_{rw}_bytes"] for level in ("sram", "l2", "dram") for rw in ("read", "write")}
+    out["launches"] = launches
     vector = kernels.cols["unit"] == Unit.VECTOR
     for j, vclass in enumerate(VECTOR_CLASSES):
         rows = vector & (kernels.cols["vclass"] == j)

@@ -1,11 +1,6 @@
-"""Numba cost models: cycles, stalls and words moved for arrays of kernels at once.
+"""GEMM tiling: the words each memory level must deliver for one M x K x N GEMM (Numba).
 
-GEMM partitioning: the folds of a kernel (all its instances) are dealt out to every array on
-the chip; each array runs ceil(folds / arrays) folds back to back, in lock step with the others.
-The arrays of a core share its SRAMs (as the tensor cores of an SM share its shared memory and
-the MXUs of a TPU core its memory): tiles are sized for the whole core's SRAM.
-
-GEMM memory model. Operands stream from DRAM (through the L2, when there is one) into
+Operands stream from DRAM (through the L2, when there is one) into
 double-buffered SRAMs; a resident block must fit half its buffer. Traffic at each level is the
 minimum over a set of tilings of the words that level must deliver, weighted by which operands
 come from DRAM at all (fused attention keeps some on chip):
@@ -32,46 +27,16 @@ step's transfer is the longer of its DRAM reads + writes at the DRAM bandwidth a
 at the L2 bandwidth; it never rises with a bandwidth, a capacity, or more arrays or cores
 (each with its own SRAM).
 
-Vector kernels stream their inputs and outputs through DRAM (norms re-read inputs that do not
-fit on chip) and take max(ALU cycles, DRAM cycles). Move kernels only transfer.
+Everything here counts elements of each operand; `sim.cost.array` turns them into bytes
+(operands of different widths) and cycles.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 from numba import njit
 
-from .systolic import IS, OS, WS, fold_cycles, fold_geometry
-
-# Output columns of `evaluate`.
-METRICS = (
-    "compute_cycles", "stall_cycles", "dram_read_words", "dram_write_words",
-    "sram_read_words", "sram_write_words", "macs", "vector_cycles", "cores_used", "l2_read_words", "folds",
-)  # fmt: skip
-N_METRICS = len(METRICS)
-
-
-class Hardware(NamedTuple):
-    """The arch scalars the cost models need, in cost-model units (words, cycles)."""
-
-    rows: int
-    cols: int
-    dataflow: int
-    overlap: bool
-    arrays: int  # systolic arrays on the chip
-    cores: int
-    ifmap_words: int  # per-array SRAM capacities
-    filter_words: int
-    ofmap_words: int
-    bw: float  # DRAM words per cycle, whole chip
-    l2_words: int
-    l2_bw: float  # L2 words per cycle (0: unlimited)
-    lanes: int  # vector lanes per core
-    core_bw: float  # DRAM words per cycle one core's vector unit can draw (0: unlimited)
-    onchip_words: int  # on-chip capacity deciding whether a norm re-reads DRAM
-    norm_passes: int
+from .systolic import OS, WS
 
 
 @njit(cache=True, inline="always")
@@ -237,91 +202,3 @@ def gemm_traffic(m, k, n, rows, cols, dataflow, a_cap, b_cap, c_cap):
     of one M x K x N GEMM; caps are per-operand SRAM words (half usable per buffer)."""
     a, b, s = _split_min(m, k, n, rows, cols, dataflow, a_cap // 2, b_cap // 2, c_cap // 2, 1, 1, 0)
     return a, b, s, _sram_reads(m, k, n, rows, cols, dataflow)
-
-
-@njit(cache=True)
-def _gemm(out, m, k, n, count, a_dram, b_dram, c_dram, hw):
-    # Partitioning: the kernel's folds (count instances x folds each) are dealt out to all
-    # arrays of the chip, so an array runs ceil(total / arrays) folds back to back.
-    rows, cols, dataflow, l2_words, bw = hw.rows, hw.cols, hw.dataflow, hw.l2_words, hw.bw
-    fr, _fc, t, folds = fold_geometry(m, k, n, rows, cols, dataflow)
-    per_fold = fold_cycles(m, k, n, rows, cols, dataflow)
-    stream = t if hw.overlap else per_fold
-    total_folds = count * folds
-    steps = _cdiv(total_folds, hw.arrays)
-    used = min(hw.arrays, total_folds)
-
-    # Traffic of one instance: SRAM fills as one core walks its folds with the SRAM its arrays
-    # share; DRAM reads are those fills, or with an L2 the cheapest blocking of the GEMM in it.
-    share = hw.arrays // hw.cores
-    ha, hb, hc = hw.ifmap_words * share // 2, hw.filter_words * share // 2, hw.ofmap_words * share // 2
-    a_rd, b_rd, spill = _split_min(m, k, n, rows, cols, dataflow, ha, hb, hc, a_dram, b_dram, 0)
-    a_mem, b_mem, c_spill = a_rd, b_rd, spill
-    if l2_words > 0:
-        a2, b2, s2 = _split_min(m, k, n, rows, cols, dataflow, ha, hb, hc, a_dram, b_dram, l2_words // 2)
-        if a_dram * a2 + b_dram * b2 + s2 < a_dram * a_rd + b_dram * b_rd + spill:
-            a_mem, b_mem, c_spill = a2, b2, s2
-    dram_rd = count * (a_dram * a_mem + b_dram * b_mem + c_spill // 2)
-    dram_wr = count * (c_dram * m * n + c_spill // 2)
-    fills = count * (a_dram * a_rd + b_dram * b_rd + spill // 2)
-
-    # Tile pipeline over `steps` fold-steps; each step's transfer takes the longer of its
-    # DRAM reads and writes and, when there is an L2, the L2's share of every array's fills.
-    xfer = (dram_rd + dram_wr) / steps / bw
-    if l2_words > 0 and hw.l2_bw > 0.0:
-        xfer = max(xfer, fills / steps / hw.l2_bw)
-    compute = steps * stream + (per_fold - stream) - 1
-    stall = xfer + (steps - 1) * max(0.0, xfer - stream)
-
-    out[0] = compute
-    out[1] = stall
-    out[2] = dram_rd
-    out[3] = dram_wr
-    out[4] = count * (_sram_reads(m, k, n, rows, cols, dataflow) + m * n)
-    out[5] = fills + count * m * n * (1 + max(0, fr - 1) * (dataflow != OS))
-    out[6] = count * m * k * n
-    out[7] = 0.0
-    out[8] = _cdiv(used, hw.arrays // hw.cores)
-    out[9] = fills if l2_words > 0 else 0.0
-    out[10] = total_folds
-
-
-@njit(cache=True)
-def _vector(out, unit, vclass, elements, words_in, words_out, multipass, par, cpe, hw):
-    # A kernel with `par` independent work items (e.g. the N x G groups of a GroupNorm's
-    # statistics) keeps at most `par` cores busy; each core's vector unit draws at most
-    # `core_bw` from memory.
-    active = hw.cores if par == 0 else min(hw.cores, par)
-    bw = hw.bw if hw.core_bw == 0.0 else min(hw.bw, active * hw.core_bw)
-    rd = float(words_in)
-    if multipass and words_in > hw.onchip_words:
-        rd *= hw.norm_passes
-    elif multipass and hw.l2_words > 0:  # the statistics pass left the tensor in L2
-        out[9] = words_in * (hw.norm_passes - 1)
-    mem = np.ceil((rd + words_out) / bw)
-    alu = 0.0
-    if unit == 1:
-        alu = np.ceil(elements * cpe[vclass] / (hw.lanes * active))
-    out[0] = alu
-    out[1] = max(alu, mem) - alu
-    out[2] = rd
-    out[3] = words_out
-    out[4] = rd if unit == 1 else 0.0
-    out[5] = words_out if unit == 1 else 0.0
-    out[7] = alu
-    out[8] = active if unit == 1 else 0
-
-
-@njit(cache=True)
-def evaluate(unit, m, k, n, count, a_dram, b_dram, c_dram, vclass, elements, words_in, words_out, multipass, par, cpe, hw):
-    """Metrics (len(unit) x N_METRICS, float64) of each kernel; see `METRICS`."""
-    out = np.zeros((unit.shape[0], N_METRICS))
-    for i in range(unit.shape[0]):
-        if unit[i] == 0:
-            _gemm(out[i], m[i], k[i], n[i], count[i], a_dram[i], b_dram[i], c_dram[i], hw)
-        else:
-            _vector(out[i], unit[i], vclass[i], elements[i], words_in[i], words_out[i], multipass[i], par[i], cpe, hw)
-    return out
-
-
-__all__ = ["IS", "METRICS", "OS", "WS", "Hardware", "evaluate", "gemm_traffic"]
