@@ -110,3 +110,50 @@ def test_fuse_elementwise_pass_equals_the_legacy_flag(sd15):
     b = sim.simulate(sd15, arch, passes=[{"name": "fuse_elementwise"}]).summary()
     assert a["cycles"] == b["cycles"] and a["dram_bytes"] == b["dram_bytes"]
     assert a["cycles"] < sim.simulate(sd15, arch).summary()["cycles"]
+
+
+def gemm_graph(m: int = 8192, k: int = 8192, n: int = 8192):
+    b = workloads.GraphBuilder("gemm", "denoiser")
+    b.linear("fc", b.input((m, k)), n, bias=False)
+    return b.build()
+
+
+@pytest.mark.parametrize("size", [2048, 8192])
+def test_fp8_gemm_on_h100_halves_compute_and_operand_bytes(size):
+    g, h100 = gemm_graph(size, size, size), sim.load_arch("h100")
+    fp16 = sim.simulate(g, h100, passes=[{"name": "precision", "by_class": {"linear": "fp16"}}]).ops.iloc[0]
+    fp8 = sim.simulate(g, h100, passes=[{"name": "precision", "by_class": {"linear": "fp8"}}]).ops.iloc[0]
+    assert fp16["compute_cycles"] > fp16["stall_cycles"]  # compute-bound
+    assert fp8["compute_cycles"] == pytest.approx(fp16["compute_cycles"] / 2, rel=1e-9)
+    assert fp8["dram_write_bytes"] == pytest.approx(fp16["dram_write_bytes"] / 2, rel=1e-9)
+    if size == 2048:  # operands fit the L2: both read each operand once
+        assert fp8["dram_read_bytes"] == pytest.approx(fp16["dram_read_bytes"] / 2, rel=1e-9) == 2 * size * size
+    else:  # twice the elements fit on chip: fewer re-reads on top of half the width
+        assert fp8["dram_read_bytes"] <= fp16["dram_read_bytes"] / 2
+    native = sim.simulate(g, h100).ops.iloc[0]
+    assert native["cycles"] == pytest.approx(fp16["cycles"], rel=1e-12)  # h100's native type is fp16
+
+
+def test_weight_only_int8_halves_weight_bytes_only():
+    m, k, n = 16, 8192, 8192  # decode-like: weight traffic dominates, activations are tiny
+    g, h100 = gemm_graph(m, k, n), sim.load_arch("h100")
+    base = sim.simulate(g, h100).ops.iloc[0]
+    w8 = sim.simulate(g, h100, passes=[{"name": "precision", "by_class": {"linear": {"weights": "int8"}}}]).ops.iloc[0]
+    assert w8["compute_cycles"] == base["compute_cycles"]  # MACs still run in fp16
+    assert w8["dram_write_bytes"] == base["dram_write_bytes"]
+    weights, acts = k * n * 2, m * k * 2
+    assert base["dram_read_bytes"] == pytest.approx(weights + acts, rel=1e-9)
+    assert w8["dram_read_bytes"] == pytest.approx(weights / 2 + acts, rel=1e-9)
+
+
+def test_attention_score_upcast_moves_more_bytes_unfused(sd15):
+    arch = sim.load_arch("os128")
+    base = sim.simulate(sd15, arch, attention="unfused").summary()["dram_bytes"]
+    up = sim.simulate(sd15, arch, attention="unfused", passes=[{"name": "precision", "by_class": {"attention": {"scores": "fp32"}}}])
+    assert up.summary()["dram_bytes"] > base
+
+
+def test_precision_energy_uses_compute_dtype():
+    g, h100 = gemm_graph(1024, 1024, 1024), sim.load_arch("h100")
+    fp8 = sim.simulate(g, h100, passes=[{"name": "precision", "default": "fp8"}]).ops.iloc[0]
+    assert fp8["energy_mac_j"] == pytest.approx(fp8["macs"] * h100.energy_table().mac_pj["fp8"] * 1e-12, rel=1e-9)
