@@ -23,6 +23,8 @@ KERNEL_FIELDS = (
     "unit", "m", "k", "n", "count", "a_dram", "b_dram", "c_dram",
     "vclass", "elements", "words_in", "words_out", "multipass", "par", "overlap",
     "a_bits", "b_bits", "c_bits", "mac_dtype",
+    # sparsity (sim.lower.sparse): N:M weights, densities in parts per million, mode, formats
+    "nm_n", "nm_m", "w_density", "a_density", "sparse_mode", "w_format", "a_format",
 )  # fmt: skip
 KERNEL = np.dtype([(name, np.int64) for name in KERNEL_FIELDS])
 
@@ -30,7 +32,7 @@ KERNEL = np.dtype([(name, np.int64) for name in KERNEL_FIELDS])
 METRIC_FIELDS = (
     "compute_cycles", "stall_cycles",
     "dram_read_bytes", "dram_write_bytes", "l2_read_bytes", "l2_write_bytes", "sram_read_bytes", "sram_write_bytes",
-    "macs", "vector_cycles", "vector_ops", "cores_used", "folds",
+    "macs", "macs_issued", "vector_cycles", "vector_ops", "cores_used", "folds",
 )  # fmt: skip
 METRIC = np.dtype([(name, np.float64) for name in METRIC_FIELDS])
 
