@@ -133,11 +133,12 @@ class ContinuousServers(_Servers):
         if self.idle:
             inst = self.idle.pop()
         else:
-            candidates = [i for i in range(self.config.instances) if self._room(i) > 0]
+            # queued requests go first: they join at the next boundaries, in queue order
+            candidates = [] if len(self.queue) else [i for i in range(self.config.instances) if self._room(i) > 0]
             if not candidates:
                 self.queue.push(r)
                 return
-            inst = min(candidates, key=lambda i: (self.config.max_batch - self._room(i), i))
+            inst = min(candidates, key=lambda i: (self._boundary(i, t), -self._room(i), i))
         self.joining[inst].append(r)
         if self.running[inst]:
             self._cut(inst, t)
@@ -173,9 +174,17 @@ class ContinuousServers(_Servers):
         self.seg_steps[inst] = min(self.left[r] for r in active)
         self.schedule(self.seg_start[inst] + self.seg_steps[inst] * c.step_s, DONE, (inst, self.version[inst]))
 
+    def _steps_by(self, inst: int, t: float) -> int:
+        """Steps of the running segment done by the first step boundary at or after t."""
+        return min(max(0, math.ceil((t - self.seg_start[inst]) / self.step_s[inst] - 1e-9)), self.seg_steps[inst])
+
+    def _boundary(self, inst: int, t: float) -> float:
+        """When a request offered at t could join `inst`."""
+        return self.seg_start[inst] + self._steps_by(inst, t) * self.step_s[inst]
+
     def _cut(self, inst: int, t: float) -> None:
         """End the running segment at the first step boundary at or after t."""
-        done = max(0, math.ceil((t - self.seg_start[inst]) / self.step_s[inst] - 1e-9))
+        done = self._steps_by(inst, t)
         if done >= self.seg_steps[inst]:
             return
         self.seg_steps[inst] = done
