@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workloads.errors import InputError, short_repr, short_str
+from workloads.errors import InputError, short_repr, short_str, unknown
 from workloads.inputs import check_path_text
 
 __all__ = ["check_arch", "check_graph", "check_load_arch", "check_overrides", "check_simulate"]
@@ -104,7 +104,9 @@ def check_simulate(graph: Any, arch: Any, attention: Any = "fused", fuse_element
 
     check_graph(graph)
     check_arch(arch)
-    if not isinstance(attention, str) or attention not in ATTENTION_MODES:
+    if not isinstance(attention, str):
         raise InputError(f"attention must be one of {', '.join(ATTENTION_MODES)}, got {_kind(attention)}")
+    if attention not in ATTENTION_MODES:
+        raise unknown("attention lowering", attention, ATTENTION_MODES)
     if not isinstance(fuse_elementwise, bool):
         raise InputError(f"fuse_elementwise must be true or false, got {_kind(fuse_elementwise)}")

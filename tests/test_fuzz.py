@@ -601,7 +601,7 @@ SIMULATE_CASES: list[tuple[str, str, str, dict, str]] = [
     ("graph-string", "sd15", "arch", {}, "graph must be an OpGraph"),
     ("graph-none", None, "arch", {}, "graph must be an OpGraph"),
     ("graph-list", [], "arch", {}, "graph must be an OpGraph"),
-    ("attention-bad", "graph", "arch", {"attention": "flash"}, "attention must be one of"),
+    ("attention-bad", "graph", "arch", {"attention": "flash"}, "unknown attention lowering 'flash'"),
     ("attention-int", "graph", "arch", {"attention": 1}, "attention must be one of"),
     ("fuse-string", "graph", "arch", {"fuse_elementwise": "yes"}, "fuse_elementwise must be"),
     ("arch-nan", "graph", "arch-nan", {}, "frequency_mhz"),
