@@ -25,6 +25,8 @@ KERNEL_FIELDS = (
     "a_bits", "b_bits", "c_bits", "mac_dtype",
     # sparsity (sim.lower.sparse): N:M weights, densities in parts per million, mode, formats
     "nm_n", "nm_m", "w_density", "a_density", "sparse_mode", "w_format", "a_format",
+    # GPU kernel class (sim.cost.gpu GK_*), set by a runtime model (sim.runtime); 0: from the unit
+    "gpu_kind",
 )  # fmt: skip
 KERNEL = np.dtype([(name, np.int64) for name in KERNEL_FIELDS])
 
