@@ -23,6 +23,7 @@ from workloads.ir import COMPUTE_DTYPES
 from ..checks import check_load_arch
 from ..energy import EnergyTable, load_table
 from .schema import child, doc, from_mapping, read_yaml
+from .sparsity import SparsityConfig
 
 VECTOR_CLASSES = ("norm", "softmax", "activation", "elementwise", "resample", "embedding")
 
@@ -167,6 +168,9 @@ class Arch:
     )
     host: HostConfig = field(default_factory=HostConfig, metadata=doc("host launch overhead"))
     energy: EnergyConfig = field(default_factory=EnergyConfig, metadata=doc("energy per action"))
+    sparsity: SparsityConfig = field(
+        default_factory=SparsityConfig, metadata=doc("sparse work the arrays can skip or gate")
+    )
     description: str = field(default="", metadata=doc("what the preset models"))
     source: str = field(default="", metadata=doc("where the preset's numbers come from"))
 

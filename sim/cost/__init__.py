@@ -5,14 +5,18 @@ model and `systolic` SCALE-Sim's compute cycles. `evaluate` runs every kernel th
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit
+from ._jit_cache import configure
 
-from .array import gemm
-from .schema import KERNEL, KERNEL_FIELDS, METRIC, METRIC_FIELDS, hardware_dtype, hardware_record
-from .systolic import IS, OS, WS
-from .tiling import gemm_traffic
-from .vector import GEMM, MOVE, VECTOR, vector
+configure()  # before any @njit(cache=True) below is defined
+
+import numpy as np  # noqa: E402
+from numba import njit  # noqa: E402
+
+from .array import gemm  # noqa: E402
+from .schema import KERNEL, KERNEL_FIELDS, METRIC, METRIC_FIELDS, hardware_dtype, hardware_record  # noqa: E402
+from .systolic import IS, OS, WS  # noqa: E402
+from .tiling import gemm_traffic  # noqa: E402
+from .vector import GEMM, MOVE, VECTOR, vector  # noqa: E402
 
 
 @njit(cache=True)

@@ -87,7 +87,7 @@ def _os_tiled(m, k, n, rows, cols, ha, hb, hc, wa, wb):
 
 
 @njit(cache=True)
-def _sram_tiled(m, k, n, rows, cols, dataflow, ha, hb, hc, wa, wb):
+def _sram_tiled(m, k, n, rows, cols, dataflow, ha, hb, hc, wa, wb, wc):
     """SRAM fills (a, b, partial-sum spill read+write) of one M x K x N GEMM walked whole by
     one core; ha, hb, hc are the usable (half) buffer words; the cheaper loop order wins."""
     a_words, c_words = m * k, m * n
@@ -111,7 +111,7 @@ def _sram_tiled(m, k, n, rows, cols, dataflow, ha, hb, hc, wa, wb):
         spill1 = 0 if n * cols <= hc else 2 * (fk - 1) * c_words
         b2 = b_words if n * rows <= hb else fm * b_words
         spill2 = 0 if c_words <= hc else 2 * (fk - 1) * c_words
-    if wa * a1 + wb * b1 + spill1 <= wa * a2 + wb * b2 + spill2:
+    if wa * a1 + wb * b1 + wc * spill1 <= wa * a2 + wb * b2 + wc * spill2:
         return a1, b1, spill1
     return a2, b2, spill2
 
@@ -126,11 +126,11 @@ def _l2_block(m, k, n, cap):
 
 
 @njit(cache=True)
-def _block(m, k, n, rows, cols, dataflow, ha, hb, hc, wa, wb, l2):
+def _block(m, k, n, rows, cols, dataflow, ha, hb, hc, wa, wb, wc, l2):
     """Traffic (a, b, spill) of one block: into the SRAMs (l2 == 0) or from DRAM into an L2 of l2 words."""
     if l2 > 0:
         return _l2_block(m, k, n, l2)
-    return _sram_tiled(m, k, n, rows, cols, dataflow, ha, hb, hc, wa, wb)
+    return _sram_tiled(m, k, n, rows, cols, dataflow, ha, hb, hc, wa, wb, wc)
 
 
 @njit(cache=True)
@@ -157,7 +157,7 @@ def _cuts(m, unit):
 
 
 @njit(cache=True)
-def _split_min(m, k, n, rows, cols, dataflow, ha, hb, hc, wa, wb, l2):
+def _split_min(m, k, n, rows, cols, dataflow, ha, hb, hc, wa, wb, wc, l2):
     """Cheapest traffic (a, b, spill) over every cut of M and N (`_cuts`) into blocks that
     run one after the other, each tiled on its own (`_block`); a partial block costs a full one.
 
@@ -177,9 +177,9 @@ def _split_min(m, k, n, rows, cols, dataflow, ha, hb, hc, wa, wb, l2):
             bn, q = ncuts[j, 0], ncuts[j, 1]
             if wa * q * m * k + wb * p * k * n >= best:
                 continue
-            a, b, s = _block(bm, k, bn, rows, cols, dataflow, ha, hb, hc, wa, wb, l2)
+            a, b, s = _block(bm, k, bn, rows, cols, dataflow, ha, hb, hc, wa, wb, wc, l2)
             if a < _NONE:
-                cost = p * q * (wa * a + wb * b + s)
+                cost = p * q * (wa * a + wb * b + wc * s)
                 if cost < best:
                     best, best_a, best_b, best_s = cost, p * q * a, p * q * b, p * q * s
     return best_a, best_b, best_s
@@ -200,5 +200,5 @@ def _sram_reads(m, k, n, rows, cols, dataflow):
 def gemm_traffic(m, k, n, rows, cols, dataflow, a_cap, b_cap, c_cap):
     """SRAM fills (a reads, b reads, partial-sum spill read+write) and SRAM operand reads
     of one M x K x N GEMM; caps are per-operand SRAM words (half usable per buffer)."""
-    a, b, s = _split_min(m, k, n, rows, cols, dataflow, a_cap // 2, b_cap // 2, c_cap // 2, 1, 1, 0)
+    a, b, s = _split_min(m, k, n, rows, cols, dataflow, a_cap // 2, b_cap // 2, c_cap // 2, 1, 1, 1, 0)
     return a, b, s, _sram_reads(m, k, n, rows, cols, dataflow)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .array import width
+from .array import SCORE_QK, width
+from .sparse import CSR, density, format_bits
 
 GEMM, VECTOR, MOVE = 0, 1, 2
 
@@ -34,6 +35,14 @@ def vector(out, k, hw):
     onchip = int((hw.sram_ifmap_kb + hw.sram_ofmap_kb) * 1024 * cores / w) + l2_words
     words_in = k.words_in * width(k.a_bits, native_bits)
     words_out = k.words_out * width(k.c_bits, native_bits)
+    elements = float(k.elements)
+    if k.sparse_mode == SCORE_QK and (hw.sparsity_attention_unit or not k.overlap):
+        # softmax over the kept scores only; unfused, they travel as CSR
+        keep = density(k.w_density)
+        elements *= keep
+        csr = format_bits(CSR, keep, native_bits, 0) / native_bits
+        words_in *= csr
+        words_out *= csr
     rd = words_in
     l2_rd = 0.0
     if k.multipass and words_in > onchip:
@@ -43,7 +52,7 @@ def vector(out, k, hw):
     mem = np.ceil((rd + words_out) / bw)
     alu = 0.0
     if k.unit == VECTOR:
-        alu = np.ceil(k.elements * hw.vector_cycles_per_element[k.vclass] / (hw.vector_lanes * active))
+        alu = np.ceil(elements * hw.vector_cycles_per_element[k.vclass] / (hw.vector_lanes * active))
     out.compute_cycles = alu
     out.stall_cycles = max(alu, mem) - alu
     out.dram_read_bytes = rd * w
@@ -52,5 +61,5 @@ def vector(out, k, hw):
     out.sram_write_bytes = words_out * w if k.unit == VECTOR else 0.0
     out.l2_read_bytes = l2_rd * w
     out.vector_cycles = alu
-    out.vector_ops = k.elements if k.unit == VECTOR else 0.0
+    out.vector_ops = elements if k.unit == VECTOR else 0.0
     out.cores_used = active if k.unit == VECTOR else 0

@@ -26,6 +26,7 @@ from workloads.ir import COMPUTE_DTYPES, CONV_KINDS, DTYPE_BITS, Op, OpGraph, Op
 
 from ..arch import VECTOR_CLASSES
 from ..cost.schema import KERNEL, KERNEL_FIELDS
+from .sparse import sparse_kernels
 
 ATTENTION_MODES = ("fused", "unfused")
 # Online softmax keeps a running max/sum and rescales the output tile per key block:
@@ -165,6 +166,6 @@ def lower(graph: OpGraph, attention: str = "fused", *, tile: tuple[int, int] = (
         if producer is not None:
             kernels[0]["words_in"] -= numel(graph[producer].output)
             kernels[0]["launches"] = 0
-        rows += [{"op": i, **_widths(op, kernel)} for kernel in kernels]
+        rows += [{"op": i, **_widths(op, kernel)} for kernel in sparse_kernels(op, kernels)]
     cols = {c: np.fromiter((r.get(c, 0) for r in rows), dtype=np.int64, count=len(rows)) for c in COLUMNS}
     return Kernels(cols)
