@@ -76,7 +76,8 @@ class InputError(ValueError):
 
     def __init__(self, message: str, *, where: str | None = None) -> None:
         self.where = one_line(where, WHERE_LIMIT) if where else where
-        super().__init__(one_line(f"{self.where}: {message}" if where else message))
+        sep = " " if self.where and self.where.endswith(":") else ": "  # 'file.yaml:' is a location already
+        super().__init__(one_line(f"{self.where}{sep}{message}" if self.where else message))
 
 
 def suggest(word: object, choices: Iterable[object]) -> str:
