@@ -103,6 +103,7 @@ class Result:
                 "N": first["n"],
                 "gemm_count": first["count"],
                 "macs": (per_op["macs"] * repeat).astype(np.int64),
+                "macs_issued": per_op["macs_issued"] * repeat,
                 "cycles_per_call": per_call,
                 "cycles": cycles,
                 "compute_cycles": compute,
@@ -231,7 +232,8 @@ def _actions(
     dtype, bytes read/written per memory level, vector element ops by class, launches."""
     n = len(ops)
     dtypes = [op.precision.compute if op.precision else arch.native_dtype for op in ops]
-    out = {f"mac_{d}": np.where([x == d for x in dtypes], per_op["macs"], 0.0) for d in set(dtypes)}
+    # MACs the arrays issue: padded tiles included, skipped and gated zeros excluded
+    out = {f"mac_{d}": np.where([x == d for x in dtypes], per_op["macs_issued"], 0.0) for d in set(dtypes)}
     out |= {f"{level}_{rw}_bytes": per_op[f"{level}_{rw}_bytes"] for level in ("sram", "l2", "dram") for rw in ("read", "write")}
     out["launches"] = launches
     vector = kernels.cols["unit"] == Unit.VECTOR
