@@ -27,6 +27,8 @@ KERNEL_FIELDS = (
     "nm_n", "nm_m", "w_density", "a_density", "sparse_mode", "w_format", "a_format",
     # GPU kernel class (sim.cost.gpu GK_*), set by a runtime model (sim.runtime); 0: from the unit
     "gpu_kind",
+    # approximate vector-unit variant (the `approx_nonlinear` pass): 1 = run on the approximate datapath
+    "approx",
 )  # fmt: skip
 KERNEL = np.dtype([(name, np.int64) for name in KERNEL_FIELDS])
 
