@@ -343,7 +343,7 @@ def test_bad_yaml_values_are_input_errors(tmp_path, patch, match):
 def test_sweep_points_and_serve_outputs(tmp_path):
     import yaml
 
-    from sim.serving.output import main
+    from sim.experiment.cli import main
 
     doc = SMALL | {
         "stream": SMALL["stream"] | {"requests": 800},
@@ -354,7 +354,7 @@ def test_sweep_points_and_serve_outputs(tmp_path):
     _, points = load_serve_experiment(path)
     assert [p for p, _ in points][1] == {"cache.capacity": 0, "cache.policy": "lcbfu"}
     assert dataclasses.replace(points[3][1].cache).capacity == 2000
-    assert main([str(path), "--out", str(tmp_path / "out")]) == 0
+    assert main(["serve", str(path), "--out", str(tmp_path / "out")]) == 0
     written = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"points.csv", "summary.json", "latency_quantiles.csv", "latency_cdf.png", "cache_size.png"} <= written
-    assert main([str(tmp_path / "missing.yaml")]) == 2
+    assert main(["serve", str(tmp_path / "missing.yaml")]) == 2

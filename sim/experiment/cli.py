@@ -215,6 +215,13 @@ def _cmd_describe(args: argparse.Namespace, extra: Sequence[str], out: Output) -
     return EXIT_OK
 
 
+def _cmd_serve(args: argparse.Namespace, extra: Sequence[str], out: Output) -> int:
+    from ..serving.output import run_cli
+
+    _no_extra(extra, "serve")
+    return run_cli(args, out.say)
+
+
 def _cmd_models(args: argparse.Namespace, extra: Sequence[str], out: Output) -> int:
     _no_extra(extra, "models")
     out.say(report.models_text())
@@ -244,6 +251,11 @@ def make_parser() -> argparse.ArgumentParser:
     )
     describe.add_argument("model", help="model name (see `ttvsim models`)")
     describe.set_defaults(fn=_cmd_describe)
+    serve = sub.add_parser("serve", help="simulate serving (request stream, latent cache, fleet) and write metrics")
+    from ..serving.output import add_arguments
+
+    add_arguments(serve)
+    serve.set_defaults(fn=_cmd_serve)
     sub.add_parser("models", help="list models with their options").set_defaults(fn=_cmd_models)
     sub.add_parser("archs", help="list hardware presets").set_defaults(fn=_cmd_archs)
     return parser

@@ -1,6 +1,6 @@
 """Serving simulation: request streams, an approximate latent cache (NIRVANA), a fleet, metrics.
 
-    ttvsim serve experiments/serving/sdxl_a100.yaml [--out DIR]
+    ttvsim serve experiments/serving/sdxl_a100_cache.yaml [--out DIR]
 
 `serve(path, out)` runs every point of a serve experiment (see `config`) and writes
 `points.csv`, `summary.json`, `latency_quantiles.csv` and plots (`plots`). The pieces:

@@ -80,12 +80,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_arguments(parser: Any) -> None:
-    parser.add_argument("experiment", help="serve experiment YAML (e.g. experiments/serving/sdxl_a100.yaml)")
+    parser.add_argument("experiment", help="serve experiment YAML (e.g. experiments/serving/sdxl_a100_cache.yaml)")
     parser.add_argument("--out", help="output folder (default: ttvsim-out/<experiment name>)")
     parser.add_argument("--no-plots", action="store_true", help="write tables only")
 
 
-def run_cli(args: Any) -> int:
-    paths = serve(args.experiment, args.out, print, plots=not args.no_plots)
-    print(f"\nwrote {', '.join(str(p) for p in paths)}")
+def run_cli(args: Any, say: Callable[[str], None] = print) -> int:
+    paths = serve(args.experiment, args.out, say, plots=not args.no_plots)
+    say(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0

@@ -14,6 +14,7 @@ from .runner import PointResult
 CAPACITY_KEYS = ("cache.capacity", "cache.capacity_gb")
 RATE_KEY = "stream.arrivals.rate"
 MAX_CURVES = 12
+MAX_CDF_CURVES = 6  # evenly spread over the points
 
 
 def _pyplot() -> Any:
@@ -34,13 +35,19 @@ def _label(point: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
 def latency_cdf(results: list[tuple[dict[str, Any], PointResult]], path: Path, title: str) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for point, result in results[:MAX_CURVES]:
+    picks = np.unique(np.linspace(0, len(results) - 1, min(len(results), MAX_CDF_CURVES)).round().astype(int))
+    for point, result in (results[i] for i in picks):
         lat = np.sort(result.outcome.latency_s)
         ax.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=_label(point) + " (cache)")
     point, result = results[0]
     if result.baseline is not None:
         lat = np.sort(result.baseline.latency_s)
-        ax.plot(lat, np.arange(1, len(lat) + 1) / len(lat), "k--", label=_label(point) + " (no cache)")
+        ax.plot(
+            lat,
+            np.arange(1, len(lat) + 1) / len(lat),
+            "k--",
+            label="no cache" + (f" ({_label(point)})" if len(results) == 1 else ""),
+        )
     ax.set_xlabel("end-to-end latency (s)")
     ax.set_ylabel("fraction of requests")
     ax.set_title(f"{title}: latency CDF")

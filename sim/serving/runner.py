@@ -58,16 +58,19 @@ def make_cache(exp: ServeExperiment, stream: Stream, enabled: bool = True) -> La
     )
 
 
-def simulate(exp: ServeExperiment, stream: Stream, model: ServiceModel, cache: LatentCache | None) -> Outcome:
+def engine_config(exp: ServeExperiment, stream: Stream, cache: LatentCache | None) -> EngineConfig:
     resolution = int(model_options(exp.workload).get("resolution", 512))
-    config = EngineConfig(
+    return EngineConfig(
         instances=exp.fleet.instances, batching=exp.fleet.batching,
         max_batch=exp.fleet.max_batch if exp.fleet.batching != "none" else 1, scheduling=exp.fleet.scheduling,
         lookup_s=exp.cache.lookup_s if cache is not None else 0.0,
         transfer_s=latent_bytes(exp.cache, resolution) / (exp.cache.link_gbs * 1e9),
         warmup=int(len(stream) * exp.metrics.warmup_fraction),
     )  # fmt: skip
-    return run(stream, cache, model.at, config)
+
+
+def simulate(exp: ServeExperiment, stream: Stream, model: ServiceModel, cache: LatentCache | None) -> Outcome:
+    return run(stream, cache, model.at, engine_config(exp, stream, cache))
 
 
 def run_point(exp: ServeExperiment, ctx: Context | None = None, where: str = "") -> PointResult:
