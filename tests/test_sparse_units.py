@@ -121,3 +121,20 @@ def test_score_sparsity_unit_beats_dense_and_gpu_sparse_kernel_gathers():
     assert attn(fused) == attn(sim.simulate(g, h100))
     a, b = sparse_unfused.ops, dense_unfused.ops
     assert a[a["op_class"] == "attention"]["l2_read_bytes"].sum() > b[b["op_class"] == "attention"]["l2_read_bytes"].sum()
+
+
+def test_approximate_vector_units_cut_vector_time_energy_and_norm_passes():
+    g = workloads.build("sd15", resolution=512, steps=2)
+    arch = sim.load_arch("os128")
+    base = sim.simulate(g, arch)
+    approx = sim.simulate(g, arch, passes=[{"name": "approx_nonlinear", "softmax": "lut", "activation": "piecewise", "norm": "single_pass"}])
+    b, a = base.summary(), approx.summary()
+    assert a["latency_s"] < b["latency_s"] and a["dram_bytes"] < b["dram_bytes"]
+    assert a["energy_by_component"]["vector"] < b["energy_by_component"]["vector"]
+    gemm = ("conv", "linear")
+    assert approx.ops[approx.ops["op_class"].isin(gemm)]["cycles"].sum() == base.ops[base.ops["op_class"].isin(gemm)]["cycles"].sum()
+    same = sim.load_arch("os128", {"vector": {"approx_cycles_per_element": dict(arch.vector.cycles_per_element)}})
+    exact_lut = sim.simulate(g, same, passes=[{"name": "approx_nonlinear", "softmax": "lut", "activation": "piecewise"}])
+    assert exact_lut.summary()["cycles"] == sim.simulate(g, same).summary()["cycles"]  # equal costs: no change
+    with pytest.raises(workloads.InputError, match="softmax"):
+        workloads.apply_passes(g, [{"name": "approx_nonlinear", "softmax": "fast"}])

@@ -22,6 +22,7 @@ from workloads.ir import COMPUTE_DTYPES
 
 from ..checks import check_load_arch
 from ..energy import EnergyTable, load_table
+from .gpu import GpuConfig
 from .schema import child, doc, from_mapping, read_yaml
 from .sparsity import SparsityConfig
 
@@ -68,6 +69,13 @@ class DramConfig:
     bandwidth_gbs: float = field(metadata=doc("off-chip bandwidth shared by all cores", "GB/s (1e9 B/s)"))
 
 
+def _default_approx_cost() -> dict[str, float]:
+    # Assumptions, not measurements: a LUT exp folds the exponential into one lookup (softmax
+    # 4 -> 3 cycles), a piecewise-linear GELU/SiLU is one compare + multiply-add (2 -> 1); a
+    # single-pass norm does the same ALU work (3) but reads its input once (see the pass).
+    return {"norm": 3.0, "softmax": 3.0, "activation": 1.0, "elementwise": 1.0, "resample": 1.0, "embedding": 1.0}
+
+
 def _default_vector_cost() -> dict[str, float]:
     # cycles per element per lane: a norm makes statistics and normalizes (3 passes of ALU
     # work), softmax needs max, exp, sum and divide, activations a transcendental.
@@ -91,6 +99,15 @@ class VectorConfig:
     norm_passes: int = field(
         default=2,
         metadata=doc("DRAM read passes of a norm whose tensor does not fit on chip (statistics, then normalize)"),
+    )
+    approx_cycles_per_element: dict[str, float] = field(
+        default_factory=_default_approx_cost,
+        metadata={
+            **doc("ALU cycles per element per lane of the approximate datapath (`approx_nonlinear` pass: LUT "
+                  "exp, piecewise activations, single-pass norms), by op class; energy per element scales "
+                  "with these cycles", "cycles"),
+            "keys": VECTOR_CLASSES, "defaults": _default_approx_cost(),
+        },
     )
 
     def cost(self, op_class: str) -> float:
@@ -168,6 +185,7 @@ class Arch:
     )
     host: HostConfig = field(default_factory=HostConfig, metadata=doc("host launch overhead"))
     energy: EnergyConfig = field(default_factory=EnergyConfig, metadata=doc("energy per action"))
+    gpu: GpuConfig = field(default_factory=GpuConfig, metadata=doc("GPU kernel costs for runtime models (sim.arch.gpu)"))
     sparsity: SparsityConfig = field(
         default_factory=SparsityConfig, metadata=doc("sparse work the arrays can skip or gate")
     )

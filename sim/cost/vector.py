@@ -5,7 +5,8 @@ cycles): ALU cycles = elements x cycles per element of the op class / (lanes x a
 A kernel with `par` independent work items (the N x G groups of a GroupNorm's statistics) keeps
 at most `par` cores busy, and each core's vector unit draws at most `vector.core_bandwidth_gbs`.
 Norms re-read an input that does not fit on chip (`vector.norm_passes` DRAM passes); with an L2
-the statistics pass leaves it there. Move kernels only transfer. Inputs and outputs keep their
+the statistics pass leaves it there. Kernels of the approximate datapath (`approx`) take
+`vector.approx_cycles_per_element`, and their energy scales with those cycles. Move kernels only transfer. Inputs and outputs keep their
 own widths (`a_bits`, `c_bits`).
 """
 
@@ -51,8 +52,10 @@ def vector(out, k, hw):
         l2_rd = words_in * (hw.vector_norm_passes - 1)
     mem = np.ceil((rd + words_out) / bw)
     alu = 0.0
+    exact = hw.vector_cycles_per_element[k.vclass]
+    cpe = hw.vector_approx_cycles_per_element[k.vclass] if k.approx else exact
     if k.unit == VECTOR:
-        alu = np.ceil(elements * hw.vector_cycles_per_element[k.vclass] / (hw.vector_lanes * active))
+        alu = np.ceil(elements * cpe / (hw.vector_lanes * active))
     out.compute_cycles = alu
     out.stall_cycles = max(alu, mem) - alu
     out.dram_read_bytes = rd * w
@@ -61,5 +64,6 @@ def vector(out, k, hw):
     out.sram_write_bytes = words_out * w if k.unit == VECTOR else 0.0
     out.l2_read_bytes = l2_rd * w
     out.vector_cycles = alu
-    out.vector_ops = elements if k.unit == VECTOR else 0.0
+    # element ops in exact-op equivalents: an approximate op costs its share of the ALU cycles
+    out.vector_ops = elements * (cpe / exact if exact > 0.0 else 1.0) if k.unit == VECTOR else 0.0
     out.cores_used = active if k.unit == VECTOR else 0

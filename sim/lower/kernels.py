@@ -162,6 +162,9 @@ def lower(graph: OpGraph, attention: str = "fused", *, tile: tuple[int, int] = (
         kernels = lower_op(op, attention, tile)
         if op.annotations.get("epilogue"):
             kernels[0]["c_dram"] = 0
+        if op.annotations.get("approx"):  # the approximate datapath runs the op's vector work
+            kernels = [{**k, "approx": 1, "multipass": 0 if op.annotations["approx"] == "single_pass" else k.get("multipass", 0)}
+                       if k["unit"] == Unit.VECTOR else k for k in kernels]
         producer = op.annotations.get("epilogue_of")
         if producer is not None:
             kernels[0]["words_in"] -= numel(graph[producer].output)

@@ -80,7 +80,7 @@ class Result:
         cycles = busy + launch
         time_s = cycles / hz
         start, end = schedule.op_span(n)
-        actions = _actions(ops, kernels, per_op, launches, arch)
+        actions = _actions(ops, kernels, metrics, per_op, launches, arch)
         energy = energy_by_action(actions, (busy_call + launch / np.maximum(repeat, 1)) / hz, arch.energy_table())
         energy_call = energy["total"]
         first = _first_gemm(kernels, n)
@@ -226,7 +226,12 @@ def _kernel_table(ops: Sequence[Op], kernels: Kernels, metrics: np.ndarray, repe
 
 
 def _actions(
-    ops: Sequence[Op], kernels: Kernels, per_op: dict[str, np.ndarray], launches: np.ndarray, arch: Arch
+    ops: Sequence[Op],
+    kernels: Kernels,
+    metrics: np.ndarray,
+    per_op: dict[str, np.ndarray],
+    launches: np.ndarray,
+    arch: Arch,
 ) -> dict[str, np.ndarray]:
     """Action counts of one call of each op, named as `sim.energy.ACTIONS`: MACs by compute
     dtype, bytes read/written per memory level, vector element ops by class, launches."""
@@ -240,7 +245,7 @@ def _actions(
     for j, vclass in enumerate(VECTOR_CLASSES):
         rows = vector & (kernels.cols["vclass"] == j)
         if rows.any():
-            out[f"vector_{vclass}_ops"] = np.bincount(kernels.cols["op"][rows], weights=kernels.cols["elements"][rows], minlength=n)
+            out[f"vector_{vclass}_ops"] = np.bincount(kernels.cols["op"][rows], weights=metrics["vector_ops"][rows], minlength=n)
     return out
 
 
