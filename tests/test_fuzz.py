@@ -209,7 +209,7 @@ EXPERIMENT_CASES: list[tuple[str, str, str]] = [
 
 # Known, reported to the owner of sim/energy/table.py: `_find` calls Path.is_file, which raises
 # OSError (ENAMETOOLONG) for a 300-character name; workloads.inputs.is_file answers False instead.
-KNOWN_BUGS = {"energy-long-table": "sim/energy/table.py _find: Path.is_file raises OSError for a long name"}
+KNOWN_BUGS: dict[str, str] = {}  # case id -> reason, for a bug found and not yet fixed
 
 
 @pytest.mark.parametrize(("text", "expect"), [

@@ -31,10 +31,10 @@ VECTOR_CLASSES = ("norm", "softmax", "activation", "elementwise", "resample", "e
 
 @dataclass(frozen=True)
 class ArrayConfig:
-    rows: int = field(metadata=doc("PE rows R of one systolic array"))
-    cols: int = field(metadata=doc("PE columns C of one systolic array"))
+    rows: int = field(metadata=doc("PE rows R of one systolic array", max=65536))
+    cols: int = field(metadata=doc("PE columns C of one systolic array", max=65536))
     dataflow: str = field(metadata=doc("output/weight/input stationary", choices=("os", "ws", "is")))
-    count: int = field(default=1, metadata=doc("systolic arrays per core"))
+    count: int = field(default=1, metadata=doc("systolic arrays per core", max=1024))
     overlap_folds: bool = field(
         default=False,
         metadata=doc("overlap a fold's drain with the next fold's fill (faster; not SCALE-Sim compatible)"),
@@ -98,7 +98,7 @@ class VectorConfig:
     )
     norm_passes: int = field(
         default=2,
-        metadata=doc("DRAM read passes of a norm whose tensor does not fit on chip (statistics, then normalize)"),
+        metadata=doc("DRAM read passes of a norm whose tensor does not fit on chip (statistics, then normalize)", max=100),
     )
     approx_cycles_per_element: dict[str, float] = field(
         default_factory=_default_approx_cost,
@@ -117,8 +117,8 @@ class VectorConfig:
 
 @dataclass(frozen=True)
 class AttentionTileConfig:
-    tile_q: int = field(default=1, metadata=doc("query rows per fused-attention tile; shorter sequences are padded"))
-    tile_kv: int = field(default=1, metadata=doc("key/value rows per fused-attention tile; padded likewise"))
+    tile_q: int = field(default=1, metadata=doc("query rows per fused-attention tile; shorter sequences are padded", max=2**20))
+    tile_kv: int = field(default=1, metadata=doc("key/value rows per fused-attention tile; padded likewise", max=2**20))
 
 
 @dataclass(frozen=True)
@@ -170,13 +170,13 @@ class Arch:
     """A validated accelerator description (see `arch_configs/*.yaml` for documented presets)."""
 
     name: str = field(metadata=doc("preset name"))
-    frequency_mhz: float = field(metadata=doc("clock of arrays, vector units and SRAMs", "MHz"))
-    word_bytes: int = field(metadata=doc("bytes per operand word (1 int8, 2 fp16/bf16, 4 fp32)", "B"))
+    frequency_mhz: float = field(metadata=doc("clock of arrays, vector units and SRAMs", "MHz", max=1e5))
+    word_bytes: int = field(metadata=doc("bytes per operand word (1 int8, 2 fp16/bf16, 4 fp32)", "B", max=8))
     array: ArrayConfig = field(metadata=doc("systolic array"))
     sram: SramConfig = field(metadata=doc("per-core operand SRAMs"))
     dram: DramConfig = field(metadata=doc("off-chip memory"))
     vector: VectorConfig = field(metadata=doc("vector unit for norms, softmax, activations, elementwise"))
-    cores: int = field(default=1, metadata=doc("identical cores; GEMMs are partitioned across them"))
+    cores: int = field(default=1, metadata=doc("identical cores; GEMMs are partitioned across them", max=65536))
     global_buffer: GlobalBufferConfig = field(
         default_factory=GlobalBufferConfig, metadata=doc("shared global buffer / L2 between cores and DRAM")
     )

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from workloads.errors import InputError, unknown
+from workloads.inputs import is_file
 
 DTYPES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
 VECTOR_CLASSES = ("norm", "softmax", "activation", "elementwise", "resample", "embedding")
@@ -110,7 +111,7 @@ def _find(source: str | Path) -> Path:
     if text in known:
         return known[text]
     path = Path(text)
-    if path.is_file():
+    if is_file(path):
         return path
     if text.endswith((".yaml", ".yml")) or "/" in text:
         raise InputError(f"energy table file '{text}' not found", where="energy.table")
