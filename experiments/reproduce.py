@@ -1,8 +1,9 @@
 """Reproduce the published characterizations: `python experiments/reproduce.py [--small]`.
 
 Writes one markdown report (claim | paper | ttvsim) with PNG plots per study into
-`experiments/results/` (or --out). --small runs reduced sizes (fewer steps, frames and sizes)
-for CI; the claims are then about structure, not paper values.
+`experiments/out/results/` (or --out). Only `--update-results` rewrites the committed
+`experiments/results/`, and never together with --small (reduced sizes for CI: fewer steps,
+frames and sizes; the claims are then about structure, not paper values).
 """
 
 from __future__ import annotations
@@ -39,8 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("studies", nargs="*", help=f"studies to run (default all): {', '.join(STUDIES)}")
     parser.add_argument("--arch", default="a100", help="hardware preset (default a100, as in the paper)")
     parser.add_argument("--small", action="store_true", help="reduced sizes for CI")
-    parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--out", default=str(HERE / "out" / "results"), help="output folder (default experiments/out/results)")
+    parser.add_argument("--update-results", action="store_true", help="write into the committed experiments/results/")
     args = parser.parse_args(argv)
+    if args.update_results and args.small:
+        parser.exit(2, "reproduce.py: error: --update-results writes the committed results: run it without --small\n")
+    if args.update_results:
+        args.out = str(HERE / "results")
     unknown = [s for s in args.studies if s not in STUDIES]
     if unknown:
         parser.exit(2, f"reproduce.py: error: unknown study {unknown[0]!r}; expected one of {', '.join(STUDIES)}\n")
