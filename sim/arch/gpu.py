@@ -1,0 +1,128 @@
+"""GPU execution constants: what a GPU kernel costs beyond the array/vector model.
+
+Read by `sim.cost.gpu` for kernels a runtime model (`sim.runtime`) tagged with a GPU kernel
+class; every constant is 0 by default (no GPU model: a `runtime=` on such an arch is an error).
+The `a100`/`h100`/`h200` presets fill it; the h200's values come from the H200 microbenchmarks in
+`arch_configs/calibration/h200/` (`python experiments/gpu/derive_constants.py` prints each value
+with its CSV rows; `tests/test_runtime.py` checks the preset against it), never from the
+end-to-end forwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from workloads.errors import unknown
+
+from .schema import doc
+
+# Memory-bound kernel classes with a measured bandwidth (bytes read + written per second).
+MEMORY_KINDS = (
+    "elementwise", "broadcast", "permute", "copy", "act_transpose", "weight_transpose",
+    "resample", "softmax", "layernorm", "gn_apply",
+)  # fmt: skip
+# Fused attention kernels: cuDNN's SDPA (FA3-class, PyTorch's default on sm90), FlashAttention-2,
+# the memory-efficient (CUTLASS) kernel.
+ATTENTION_BACKENDS = ("cudnn", "flash2", "efficient")
+# Ops whose eager host cost per call was measured (`host.csv` op_*).
+EAGER_OPS = ("linear", "conv", "group_norm", "layer_norm", "activation", "attention")
+
+
+def _keyed(help: str, unit: str, keys: tuple[str, ...], **kw: float) -> dict:
+    return {**doc(help, unit, positive=False, **kw), "keys": keys, "default_value": 0.0}
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    calibration: str = field(
+        default="",
+        metadata=doc("calibration data the constants were derived from (documentation; a path under arch_configs/)"),
+    )
+    kernel_floor_us: float = field(
+        default=0.0,
+        metadata=doc("fixed GPU time of every memory-bound kernel (launch latency, ramp)", "us", positive=False),
+    )
+    # -- GEMM --------------------------------------------------------------------------------
+    gemm_tile: int = field(
+        default=128, metadata=doc("thread-block tile edge; tiles are tile x tile, tile x 2 tile, 2 tile x tile")
+    )
+    gemm_efficiency: float = field(
+        default=0.0,
+        metadata=doc("mainloop MAC rate of a thread block relative to its SM's peak", "x", positive=False, max=1),
+    )
+    gemm_stream_gbs: float = field(
+        default=0.0,
+        metadata=doc("DRAM rate of a GEMM's compulsory operand traffic (weight streaming)", "GB/s", positive=False),
+    )
+    gemm_fixed_us: float = field(default=0.0, metadata=doc("fixed GPU time of a GEMM kernel", "us", positive=False))
+    gemm_split_k_min: int = field(
+        default=128, metadata=doc("smallest K per split when split-K spreads too few tiles over the SMs")
+    )
+    # -- memory-bound kernels ----------------------------------------------------------------
+    bandwidth_gbs: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_keyed(
+            f"bandwidth of memory-bound kernels by class ({', '.join(MEMORY_KINDS)})", "GB/s", MEMORY_KINDS
+        ),
+    )
+    layernorm_row_ns: float = field(
+        default=0.0, metadata=doc("LayerNorm time per row beyond its bytes", "ns", positive=False)
+    )
+    gn_block_gbs: float = field(
+        default=0.0,
+        metadata=doc("GroupNorm statistics rate of one thread block (one per sample x group)", "GB/s", positive=False),
+    )
+    gn_stats_max_gbs: float = field(
+        default=0.0, metadata=doc("GroupNorm statistics kernel rate with many blocks", "GB/s", positive=False)
+    )
+    # -- fused attention ---------------------------------------------------------------------
+    attention_efficiency: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_keyed("MMA rate of fused attention relative to peak, by backend", "x", ATTENTION_BACKENDS, max=1),
+    )
+    attention_gscores_s: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_keyed(
+            "softmax exp (SFU) ceiling of fused attention, scores per second, by backend", "G/s", ATTENTION_BACKENDS
+        ),
+    )
+    attention_tile_us: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_keyed(
+            "time of one wave of one-tile thread blocks (short sequences), by backend", "us", ATTENTION_BACKENDS
+        ),
+    )
+    attention_tile_q: dict[str, float] = field(
+        default_factory=dict, metadata=_keyed("query rows per thread block, by backend", "rows", ATTENTION_BACKENDS)
+    )
+    attention_tile_kv: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_keyed("key rows per main-loop iteration, by backend", "rows", ATTENTION_BACKENDS),
+    )
+    # -- host --------------------------------------------------------------------------------
+    eager_kernel_us: float = field(
+        default=0.0, metadata=doc("eager host cost per kernel (dispatcher + allocator + launch)", "us", positive=False)
+    )
+    eager_op_us: dict[str, float] = field(
+        default_factory=dict, metadata=_keyed("eager host cost per call of measured ops", "us", EAGER_OPS)
+    )
+    compiled_kernel_us: float = field(
+        default=0.0,
+        metadata=doc("host cost per kernel launched by compiled code (no dispatcher)", "us", positive=False),
+    )
+    graph_gap_us: float = field(
+        default=0.0, metadata=doc("device gap between kernels of a replayed CUDA graph", "us", positive=False)
+    )
+    graph_launch_us: float = field(default=0.0, metadata=doc("host cost of one graph replay", "us", positive=False))
+
+    def __post_init__(self) -> None:
+        for name in ("bandwidth_gbs", "attention_efficiency", "attention_gscores_s", "attention_tile_us",
+                     "attention_tile_q", "attention_tile_kv", "eager_op_us"):  # fmt: skip
+            keys = type(self).__dataclass_fields__[name].metadata["keys"]
+            for key in set(getattr(self, name)) - set(keys):
+                raise unknown("key", key, keys, where=f"gpu.{name}")
+
+    @property
+    def available(self) -> bool:
+        """Whether the arch describes a GPU (runtime models need these constants)."""
+        return self.kernel_floor_us > 0 and self.gemm_efficiency > 0

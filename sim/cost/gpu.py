@@ -1,0 +1,146 @@
+"""GPU kernel costs (Numba): what a GPU pays beyond FLOPs, for kernels a runtime model tagged.
+
+Kernels whose `gpu_kind` is not 0 come here instead of the array/vector units (see `GK_*`);
+constants are the arch's `gpu` section (`sim.arch.gpu`, the `gpu_*` fields of the hardware
+record). The mechanisms, each general to GPUs and none specific to a model:
+
+- GEMM: thread-block tiles (t x t, t x 2t, 2t x t of `gpu.gemm_tile`) run in waves over the SMs
+  (`cores`), ceil(tiles / SMs) waves of tile x tile x K MACs at the SM's array rate times
+  `gemm_efficiency`; when tiles are fewer than SMs, K is split (split-K, partial sums in fp32
+  through memory, at least `gemm_split_k_min` deep per split). Concurrent tiles share L2, so DRAM
+  traffic is the compulsory bytes (A, B, C once), at `gemm_stream_gbs`. The tile shape and split
+  with the least time win (a library's heuristic, idealized). Plus `gemm_fixed_us`.
+- Fused attention (cuDNN / FlashAttention-2 / memory-efficient): one thread block per
+  (batch x head, query tile); a wave of blocks takes `attention_tile_us` for its first key tile
+  (measured at sequence 16, the whole kernel being one tile) and then, per further key tile,
+  the longer of its MMAs (2 x tq x tkv x d at `attention_efficiency` of the SM's rate) and its
+  exps on the special-function units (`attention_gscores_s`, spread over the SMs). Head dims
+  arrive padded by the runtime model (40 -> 64, 72 -> 128, 160 -> 192).
+- Memory-bound kernels: `kernel_floor_us` + bytes / the measured bandwidth of their class
+  (`bandwidth_gbs`); GroupNorm statistics at `gn_block_gbs` per thread block, with one block per
+  (sample, group) (`par`), up to `gn_stats_max_gbs`; LayerNorm pays `layernorm_row_ns` per row.
+  Pointwise work fused into another kernel (`GK_FUSED`) moves its bytes at the elementwise rate,
+  with no floor.
+
+Time goes to `compute_cycles` (floor + compute) and `stall_cycles` (memory time beyond it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .array import width
+
+# GPU kernel classes (the `gpu_kind` kernel field); 0: not a GPU kernel (array/vector units).
+GK_NONE, GK_GEMM = 0, 1
+# memory-bound classes, in the order of `sim.arch.gpu.MEMORY_KINDS` (index = kind - GK_MEMORY)
+GK_MEMORY = 2
+GK_ELEMENTWISE, GK_BROADCAST, GK_PERMUTE, GK_COPY, GK_ACT_TRANSPOSE, GK_WEIGHT_TRANSPOSE = 2, 3, 4, 5, 6, 7
+GK_RESAMPLE, GK_SOFTMAX, GK_LAYERNORM, GK_GN_APPLY = 8, 9, 10, 11
+GK_GN_STATS, GK_GN_PARAMS = 12, 13
+# fused attention, in the order of `sim.arch.gpu.ATTENTION_BACKENDS` (index = kind - GK_ATTENTION)
+GK_ATTENTION = 14
+GK_ATTN_CUDNN, GK_ATTN_FLASH2, GK_ATTN_EFFICIENT = 14, 15, 16
+# pointwise work fused into another kernel (a GEMM epilogue, a norm): no launch, no floor
+GK_FUSED = 17
+
+
+@njit(cache=True, inline="always")
+def _cdiv(a, b):
+    return (a + b - 1) // b
+
+
+@njit(cache=True)
+def _gemm_cycles(m, kk, n, count, hw, thr):
+    """(cycles of the best tile shape and split, extra DRAM bytes of its split-K partials)."""
+    sms = int(hw.cores)
+    rate = hw.array_rows * hw.array_cols * hw.array_count * hw.gpu_gemm_efficiency * thr  # MACs/cycle/SM
+    t = int(hw.gpu_gemm_tile)
+    best, best_extra = np.inf, 0.0
+    for shape in range(3):
+        tm = t * (2 if shape == 2 else 1)
+        tn = t * (2 if shape == 1 else 1)
+        tiles = _cdiv(m, tm) * _cdiv(n, tn) * count
+        split = 1
+        while True:
+            depth = _cdiv(kk, split)
+            waves = _cdiv(tiles * split, sms)
+            cycles = waves * tm * tn * depth / rate
+            extra = 0.0 if split == 1 else 2.0 * split * m * n * count * 4.0  # fp32 partials written + read
+            per_cycle = hw.gpu_gemm_stream_gbs * 1e9 / (hw.frequency_mhz * 1e6)
+            total = cycles + extra / per_cycle
+            if total < best:
+                best, best_extra = total, extra
+            if tiles * split * 2 > sms or depth < 2 * hw.gpu_gemm_split_k_min:
+                break
+            split *= 2
+    return best, best_extra
+
+
+@njit(cache=True)
+def _attention_cycles(k, hw):
+    b = k.gpu_kind - GK_ATTENTION
+    hz = hw.frequency_mhz * 1e6
+    sms = int(hw.cores)
+    tq, tkv = int(hw.gpu_attention_tile_q[b]), int(hw.gpu_attention_tile_kv[b])
+    waves = _cdiv(k.count * _cdiv(k.m, tq), sms)
+    iters = _cdiv(k.n, tkv)
+    rate = hw.array_rows * hw.array_cols * hw.array_count * hw.gpu_attention_efficiency[b]
+    mma = 2.0 * tq * tkv * k.k / rate
+    exp = tq * tkv / (hw.gpu_attention_gscores_s[b] * 1e9 / sms) * hz
+    return waves * (hw.gpu_attention_tile_us[b] * 1e-6 * hz + (iters - 1) * max(mma, exp))
+
+
+@njit(cache=True)
+def gpu_kernel(out, k, hw):
+    """Fill metric record `out` for GPU kernel record `k` (gpu_kind > 0) on hardware record `hw`."""
+    w = hw.word_bytes
+    native_bits = 8.0 * w
+    hz = hw.frequency_mhz * 1e6
+    wa, wb, wc = width(k.a_bits, native_bits), width(k.b_bits, native_bits), width(k.c_bits, native_bits)
+    floor = hw.gpu_kernel_floor_us * 1e-6 * hz
+    if k.gpu_kind == GK_GEMM or GK_ATTENTION <= k.gpu_kind <= GK_ATTN_EFFICIENT:
+        m, kk, n, count = k.m, k.k, k.n, k.count
+        if k.gpu_kind == GK_GEMM:
+            thr = 1.0 if k.mac_dtype < 0 else hw.array_throughput[k.mac_dtype]
+            compute, extra = _gemm_cycles(m, kk, n, count, hw, thr)
+            rd = count * (k.a_dram * m * kk * wa + k.b_dram * kk * n * wb) * w + extra / 2
+            wr = count * k.c_dram * m * n * wc * w + extra / 2
+            bw = hw.gpu_gemm_stream_gbs * 1e9 / hz
+            fixed = hw.gpu_gemm_fixed_us * 1e-6 * hz
+            out.macs = count * m * kk * n
+        else:  # fused attention: Q, K, V read, O written
+            compute = _attention_cycles(k, hw)
+            rd = count * (m * kk * wa + 2 * n * kk * wb) * w
+            wr = count * m * kk * wc * w
+            bw = hw.dram_bandwidth_gbs * 1e9 / hz
+            fixed = 0.0
+            out.macs = 2 * count * m * kk * n
+        mem = (rd + wr) / bw
+        out.compute_cycles = fixed + compute
+        out.stall_cycles = max(0.0, mem - compute)
+        out.dram_read_bytes = rd
+        out.dram_write_bytes = wr
+        out.cores_used = hw.cores
+        return
+    rd = k.words_in * wa * w
+    wr = k.words_out * wc * w
+    if k.gpu_kind == GK_GN_STATS:
+        gbs = min(max(k.par, 1) * hw.gpu_gn_block_gbs, hw.gpu_gn_stats_max_gbs)
+        mem = rd / (gbs * 1e9) * hz
+    elif k.gpu_kind == GK_GN_PARAMS:
+        mem = 0.0
+    elif k.gpu_kind == GK_FUSED:
+        floor = 0.0
+        mem = (rd + wr) / (hw.gpu_bandwidth_gbs[GK_ELEMENTWISE - GK_MEMORY] * 1e9) * hz
+    else:
+        mem = (rd + wr) / (hw.gpu_bandwidth_gbs[k.gpu_kind - GK_MEMORY] * 1e9) * hz
+        if k.gpu_kind == GK_LAYERNORM:
+            mem += k.par * hw.gpu_layernorm_row_ns * 1e-9 * hz
+    out.compute_cycles = floor
+    out.stall_cycles = mem
+    out.dram_read_bytes = rd
+    out.dram_write_bytes = wr
+    out.vector_ops = k.elements
+    out.cores_used = hw.cores if k.par == 0 else min(hw.cores, k.par)
