@@ -27,10 +27,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-import pandas as pd
+if TYPE_CHECKING:  # networkx and pandas load on first use: `import workloads` stays light
+    import networkx as nx
+    import pandas as pd
 
 Shape = tuple[int, ...]
 
@@ -224,7 +225,11 @@ class OpGraph:
 
     def __init__(self, name: str, graph: nx.DiGraph | None = None) -> None:
         self.name = name
-        self.graph = graph if graph is not None else nx.DiGraph()
+        if graph is None:
+            import networkx as nx
+
+            graph = nx.DiGraph()
+        self.graph = graph
         self._order: list[Op] | None = None
 
     # -- construction ------------------------------------------------------------------
@@ -268,6 +273,8 @@ class OpGraph:
     def ops(self) -> list[Op]:
         """Ops in a deterministic topological order."""
         if self._order is None:
+            import networkx as nx
+
             order = nx.lexicographical_topological_sort(self.graph, key=self._insert_key())
             self._order = [self.graph.nodes[n]["op"] for n in order]
         return self._order
@@ -339,6 +346,8 @@ class OpGraph:
             }
             for op in self.ops()
         ]
+        import pandas as pd
+
         return pd.DataFrame(rows)
 
     def __repr__(self) -> str:

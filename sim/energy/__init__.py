@@ -8,9 +8,20 @@ Tables come from cited 45 nm figures scaled by published rules, not from `hwcomp
 hwcomponents where it installs (Python >= 3.12) and its docstring records the comparison.
 """
 
-from sim.energy import derive
-from sim.energy.compute import ACTIONS, COMPONENTS, energy_by_action
+import importlib
+from typing import Any
+
 from sim.energy.table import DTYPES, VECTOR_CLASSES, EnergyTable, from_mapping, load_table, tables
+
+_LAZY = {"ACTIONS": "compute", "COMPONENTS": "compute", "energy_by_action": "compute"}  # numpy on first use
+
+
+def __getattr__(name: str) -> Any:
+    if name == "derive":
+        return importlib.import_module("sim.energy.derive")
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sim.energy' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"sim.energy.{_LAZY[name]}"), name)
 
 __all__ = [
     "ACTIONS", "COMPONENTS", "DTYPES", "VECTOR_CLASSES", "derive",
