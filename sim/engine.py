@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.errors import unknown
+from workloads.errors import InputError, unknown
 from workloads.ir import OpGraph
 from workloads.passes import apply_passes
 
@@ -21,6 +21,7 @@ from .checks import check_simulate
 from .cost import KERNEL, METRIC, evaluate, hardware_record
 from .lower import ATTENTION_MODES, Kernels, lower
 from .results import Result
+from .runtime import RuntimeConfig, expand, host_model
 
 Passes = Sequence[Mapping[str, Any]]
 
@@ -61,20 +62,38 @@ class Simulator:
         return self._graphs[key]
 
     def run(
-        self, arch: Arch, *, attention: str = "fused", fuse_elementwise: bool = False, passes: Passes | None = None
+        self, arch: Arch, *, attention: str = "fused", fuse_elementwise: bool = False, passes: Passes | None = None,
+        runtime: str | Mapping[str, Any] | RuntimeConfig | None = None,
     ) -> Result:
         """Simulate one invocation of the graph on `arch` (see `simulate`)."""
         if attention not in ATTENTION_MODES:
             raise unknown("attention lowering", attention, ATTENTION_MODES)
-        passes = _passes_with(passes, fuse_elementwise)
+        config = _runtime(runtime, arch)
+        passes = _passes_with(passes, fuse_elementwise or bool(config and config.compiled))
         graph = self.transformed(passes)
         tile = (arch.attention.tile_q, arch.attention.tile_kv)
-        key = (json.dumps(passes, sort_keys=True, default=str), attention, tile)
+        key = (json.dumps(passes, sort_keys=True, default=str), attention, tile, config)
         if key not in self._lowered:
-            self._lowered[key] = lower(graph, attention, tile=tile)
+            stack = None if config is None else lambda op, kernels, g: expand(op, kernels, g, config)
+            self._lowered[key] = lower(graph, attention, tile=tile, expand=stack)
         kernels = self._lowered[key]
         metrics = evaluate_kernels(kernels, arch)
-        return Result.assemble(graph, kernels, metrics, arch, attention, fuse_elementwise, passes)
+        host = None
+        if config is not None:
+            launches = np.bincount(kernels.cols["op"], weights=kernels.cols["launches"], minlength=len(graph.ops()))
+            host = host_model(graph.ops(), launches, arch.gpu, config)
+        return Result.assemble(graph, kernels, metrics, arch, attention, fuse_elementwise, passes, host=host)
+
+
+def _runtime(runtime: Any, arch: Arch) -> RuntimeConfig | None:
+    """The runtime model, checked against the arch (it needs the arch's `gpu` constants)."""
+    config = RuntimeConfig.parse(runtime)
+    if config is not None and not arch.gpu.available:
+        raise InputError(
+            f"arch '{arch.name}' has no gpu section (kernel_floor_us, gemm_efficiency, ...): a runtime model "
+            "needs one (see the h200 preset)", where="runtime",
+        )  # fmt: skip
+    return config
 
 
 def simulate(
@@ -84,6 +103,7 @@ def simulate(
     attention: str = "fused",
     fuse_elementwise: bool = False,
     passes: Passes | None = None,
+    runtime: str | Mapping[str, Any] | RuntimeConfig | None = None,
 ) -> Result:
     """Simulate one invocation of `graph` on `arch`.
 
@@ -91,6 +111,11 @@ def simulate(
     `passes`: graph passes applied first (`workloads.apply_passes`), e.g.
     `[{"name": "precision", "by_class": {"linear": "fp8"}}]`.
     `fuse_elementwise`: shorthand for the `fuse_elementwise` pass.
+    `runtime`: a GPU software-stack model (`sim.runtime`; archs with a `gpu` section): a mode
+    ('eager', 'cuda_graph', 'compiled', 'compiled_graph') or a mapping/`RuntimeConfig` with
+    `mode`, `conv_layout` ('nchw', 'channels_last') and `attention_kernel`. None: no model.
     """
     check_simulate(graph, arch, attention, fuse_elementwise)
-    return Simulator(graph).run(arch, attention=attention, fuse_elementwise=fuse_elementwise, passes=passes)
+    return Simulator(graph).run(
+        arch, attention=attention, fuse_elementwise=fuse_elementwise, passes=passes, runtime=runtime
+    )

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 from .array import gemm  # noqa: E402
+from .gpu import gpu_kernel  # noqa: E402
 from .schema import KERNEL, KERNEL_FIELDS, METRIC, METRIC_FIELDS, hardware_dtype, hardware_record  # noqa: E402
 from .systolic import IS, OS, WS  # noqa: E402
 from .tiling import gemm_traffic  # noqa: E402
@@ -22,7 +23,9 @@ from .vector import GEMM, MOVE, VECTOR, vector  # noqa: E402
 @njit(cache=True)
 def _evaluate(kernels, hw, out):
     for i in range(kernels.shape[0]):
-        if kernels[i].unit == GEMM:
+        if kernels[i].gpu_kind > 0:  # a runtime model's GPU kernel (sim.runtime, sim.cost.gpu)
+            gpu_kernel(out[i], kernels[i], hw)
+        elif kernels[i].unit == GEMM:
             gemm(out[i], kernels[i], hw)
         else:
             vector(out[i], kernels[i], hw)

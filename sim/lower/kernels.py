@@ -17,6 +17,7 @@ on-chip online softmax (with its rescaling work). The cost models never see op k
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -148,12 +149,17 @@ def _widths(op: Op, kernel: dict) -> dict:
     return {**kernel, "a_bits": a, "b_bits": b, "c_bits": c, "mac_dtype": COMPUTE_DTYPES.index(p.compute)}
 
 
-def lower(graph: OpGraph, attention: str = "fused", *, tile: tuple[int, int] = (1, 1)) -> Kernels:
+def lower(
+    graph: OpGraph, attention: str = "fused", *, tile: tuple[int, int] = (1, 1),
+    expand: Callable[[Op, list[dict], OpGraph], list[dict]] | None = None,
+) -> Kernels:
     """The kernel table of `graph.ops()` (in order); the `op` column indexes into that list.
 
     `tile` is the (query, key) tile of fused attention kernels (the arch's `attention` section).
     Epilogue fusion is read from the `fuse_elementwise` pass's annotations: the producing GEMM
     keeps its output on chip, the fused op reads only its other inputs and is not launched.
+    `expand` (a runtime model, `sim.runtime.expand`) rewrites each op's kernels into those a
+    software stack launches for it.
     """
     if attention not in ATTENTION_MODES:
         raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
@@ -169,6 +175,8 @@ def lower(graph: OpGraph, attention: str = "fused", *, tile: tuple[int, int] = (
         if producer is not None:
             kernels[0]["words_in"] -= numel(graph[producer].output)
             kernels[0]["launches"] = 0
+        if expand is not None:  # runtime model (sim.runtime): the kernels a software stack launches
+            kernels = expand(op, kernels, graph)
         rows += [{"op": i, **_widths(op, kernel)} for kernel in sparse_kernels(op, kernels)]
     cols = {c: np.fromiter((r.get(c, 0) for r in rows), dtype=np.int64, count=len(rows)) for c in COLUMNS}
     return Kernels(cols)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from ..cost import METRIC_FIELDS
 from ..energy import COMPONENTS, energy_by_action
 from ..lower import Kernels, Unit
 from ..schedule import Schedule, serial
+
+if TYPE_CHECKING:
+    from ..runtime import HostModel
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,10 @@ class Result:
         attention: str,
         fuse_elementwise: bool = False,
         passes: Sequence[Any] = (),
+        host: HostModel | None = None,
     ) -> Result:
-        """Sum kernel metrics per op, scale by repeats, schedule the step plan serially."""
+        """Sum kernel metrics per op, scale by repeats, schedule the step plan serially (or as
+        a runtime's `host` model schedules it, `sim.runtime.host`)."""
         ops = graph.ops()
         n = len(ops)
         idx = kernels.cols["op"]
@@ -69,7 +74,9 @@ class Result:
         plan = graph.step_plan()
         # device idle per call: host launches, plus latencies passes attach (a cache lookup)
         extra = np.array([op.annotations.get("extra_latency_s", 0.0) for op in ops], dtype=np.float64)
-        if arch.host.graph_capture:  # one replay of the captured graph per plan entry
+        if host is not None:  # a runtime model's host costs
+            schedule = host.schedule(plan, busy_call / hz, extra)
+        elif arch.host.graph_capture:  # one replay of the captured graph per plan entry
             schedule = serial(plan, busy_call / hz, extra, per_launch_s)
         else:
             schedule = serial(plan, busy_call / hz, launches * per_launch_s + extra)

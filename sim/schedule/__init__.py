@@ -5,6 +5,7 @@
 GEMM, multi-stream GPUs) can be added beside it.
 """
 
+from .queued import queued
 from .serial import Schedule, serial
 
-__all__ = ["Schedule", "serial"]
+__all__ = ["Schedule", "queued", "serial"]

@@ -1,0 +1,193 @@
+"""Derive the `gpu:` constants of the h200 preset from the committed H200 microbenchmarks.
+
+    python experiments/gpu/derive_constants.py [DIR]     # DIR: arch_configs/calibration/h200
+
+Prints every constant with the CSV rows and the statistic it comes from. Only microbenchmark
+files are read (gemm, conv, conv_kernels, attention, memory, groupnorm, host, calibration.yaml);
+the end-to-end forwards (forward_*.csv) are never used. Kernel times come from the profiler
+(`*_kernels.csv`, `*_us` columns) where the suite recorded them; CUDA-event times of a single
+kernel include a fixed event overhead, measured here as event time - profiler time of the same
+bias-add kernel, and subtracted from event-timed rows (memory.csv, attention.csv, gemm.csv).
+`tests/test_runtime.py` checks that the preset's values equal this script's output.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DIR = ROOT / "arch_configs" / "calibration" / "h200"
+
+
+def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares y = a + b x: (a, b)."""
+    a = np.c_[np.ones(len(x)), x]
+    (p0, p1), *_ = np.linalg.lstsq(a, y, rcond=None)
+    return float(p0), float(p1)
+
+
+def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
+    """Constant name -> (value, source)."""
+    ck = pd.read_csv(d / "conv_kernels.csv")
+    mem = pd.read_csv(d / "memory.csv")
+    gn = pd.read_csv(d / "groupnorm.csv")
+    att = pd.read_csv(d / "attention.csv")
+    cal = yaml.safe_load((d / "calibration.yaml").read_text())
+    out: dict[str, tuple[float, str]] = {}
+
+    # bias-add kernels (profiler): t = floor + bytes / bw, bytes = output read + written
+    b = ck[ck.role == "bias"]
+    ob = 2 * b.N * b.Cout * (b.H // b.stride) * (b.W // b.stride) * 2
+    floor, slope = _fit(ob.to_numpy(float), b.time_us.to_numpy(float))
+    out["kernel_floor_us"] = (round(floor, 2), "conv_kernels.csv role=bias: intercept of time_us = floor + bytes/bw")
+    out["broadcast_gbs"] = (
+        round(1e-3 / slope),
+        "conv_kernels.csv role=bias: 1/slope (NCHW + C11 bias add, read + write)",
+    )
+    # event overhead: memory.csv bias_add (events) - the profiler's bias kernel of the same shape
+    diffs = []
+    for _, r in mem[mem.op == "nchw+c11"].iterrows():
+        n, c, h, w = map(int, r["shape"].split("x"))
+        q = b[(b.N == n) & (b.Cout == c) & (b.H == h) & (b.W == w) & (b.stride == 1)]
+        if len(q) and r.time_us < 50:
+            diffs.append(r.time_us - q.time_us.median())
+    ev = float(np.median(diffs))
+    out["event_overhead_us"] = (
+        round(ev, 2),
+        "memory.csv bias_add nchw+c11 (< 50 us) minus conv_kernels.csv bias, same shape: median",
+    )
+
+    # cuDNN layout transposes (profiler): nchwToNhwc = input + weight (2 launches), nhwcToNchw = output
+    t = ck[ck.role == "transpose"]
+    tin = t[t.kernel.str.contains("nchwToNhwc")]
+    ib = 2.0 * tin.N * tin.Cin * tin.H * tin.W * 2
+    wb = 2.0 * tin.Cout * tin.Cin * tin.ksize**2 * 2
+    a = np.c_[2 * np.ones(len(tin)), ib, wb]
+    (_, s_act, s_w), *_ = np.linalg.lstsq(a, tin.time_us.to_numpy(float), rcond=None)
+    out["act_transpose_gbs"] = (
+        round(1e-3 / s_act),
+        "conv_kernels.csv nchwToNhwcKernel: time = 2 floors + input bytes/bw_act + weight bytes/bw_w (least squares)",
+    )
+    out["weight_transpose_gbs"] = (
+        round(1e-3 / s_w),
+        "conv_kernels.csv nchwToNhwcKernel: same fit, weight term (KCRS -> KRSC)",
+    )
+
+    def event_rows(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return frame.bytes.to_numpy(float), frame.time_us.to_numpy(float) - ev
+
+    # contiguous elementwise / copies / permutes (event-timed, overhead subtracted)
+    e = mem[(mem.benchmark == "elementwise") & mem.op.isin(["add", "mul", "silu", "gelu", "gelu_tanh"])]
+    x, y = event_rows(e)
+    out["elementwise_gbs"] = (
+        round(1e-3 / _fit(x, y)[1]),
+        "memory.csv benchmark=elementwise add/mul/silu/gelu/gelu_tanh: 1/slope of kernel time vs bytes",
+    )
+    p = mem[mem.benchmark == "permute"]
+    x, y = event_rows(p)
+    out["permute_gbs"] = (round(1e-3 / _fit(x, y)[1]), "memory.csv benchmark=permute (all ops): 1/slope")
+    cp = mem[mem.benchmark.isin(["copy", "cat"])]
+    x, y = event_rows(cp)
+    out["copy_gbs"] = (round(1e-3 / _fit(x, y)[1]), "memory.csv benchmark=copy,cat: 1/slope")
+    up = mem[mem.benchmark == "upsample"]
+    x, y = event_rows(up)
+    out["resample_gbs"] = (round(1e-3 / _fit(x, y)[1]), "memory.csv benchmark=upsample (nearest 2x): 1/slope")
+    sm = mem[mem.benchmark == "softmax"]
+    x, y = event_rows(sm)
+    out["softmax_gbs"] = (round(1e-3 / _fit(x, y)[1]), "memory.csv benchmark=softmax: 1/slope")
+    # LayerNorm: kernel time = floor + bytes / bw + rows * per-row cost
+    ln = mem[mem.benchmark == "layer_norm"]
+    rows = ln["shape"].str.split("x").str[0].astype(float).to_numpy()
+    a = np.c_[np.ones(len(ln)), ln.bytes.to_numpy(float), rows]
+    (_, s_b, s_r), *_ = np.linalg.lstsq(a, ln.time_us.to_numpy(float) - ev, rcond=None)
+    out["layernorm_gbs"] = (
+        round(1e-3 / s_b),
+        "memory.csv benchmark=layer_norm: time - event = floor + bytes/bw + rows*row_ns (least squares)",
+    )
+    out["layernorm_row_ns"] = (round(s_r * 1e3, 3), "memory.csv benchmark=layer_norm: the same fit, per-row term")
+
+    # GroupNorm (profiler columns): statistics pass per thread block, apply pass bandwidth
+    small = gn[gn.blocks <= 128]
+    per_block = (small.N * small.C * small.H * small.W * 2) / ((small.stats_us - floor) * 1e3) / small.blocks
+    out["gn_block_gbs"] = (
+        round(float(np.median(per_block)), 2),
+        "groupnorm.csv blocks <= 128: median input bytes / (stats_us - floor) / blocks",
+    )
+    out["gn_stats_max_gbs"] = (
+        float(gn.stats_gbs.max().round()),
+        "groupnorm.csv: max stats_gbs (the statistics kernel saturates near 1024 blocks)",
+    )
+    x = (2.0 * gn.N * gn.C * gn.H * gn.W * 2).to_numpy()
+    out["gn_apply_gbs"] = (
+        round(1e-3 / _fit(x, gn.apply_us.to_numpy(float))[1]),
+        "groupnorm.csv: 1/slope of apply_us vs bytes read + written",
+    )
+
+    # GEMM: mainloop efficiency from the best measured shape, weight streaming, kernel floor
+    peak = 989.0  # H200 datasheet dense FP16 TFLOP/s (132 SMs x 4 tensor cores x 512 MAC/clk x 1.83 GHz)
+    best = cal["gemm"]["max_tflops_any_shape"]  # linear 4096x5120x5120: 640 tiles of 128x256 = 4.85 of 5 waves
+    out["gemm_efficiency"] = (
+        round(best / peak / (640 / 132 / 5), 3),
+        "calibration.yaml gemm.max_tflops_any_shape (755, linear 4096x5120x5120) / 989 datasheet / its wave efficiency 4.85/5",
+    )
+    out["gemm_stream_gbs"] = (
+        cal["gemm"]["small_m_weight_gbs_m1"],
+        "calibration.yaml gemm.small_m_weight_gbs_m1 (M=1 weight streaming)",
+    )
+    out["gemm_fixed_us"] = (
+        round(cal["gemm"]["min_gemm_time_us"] - ev, 2),
+        "calibration.yaml gemm.min_gemm_time_us - event overhead",
+    )
+
+    # fused attention: MMA efficiency per backend, exp (SFU) ceiling, per-wave cost of a one-tile sequence
+    for key, name in (("cudnn", "default"), ("flash2", "flash"), ("efficient", "efficient")):
+        out[f"attention_efficiency.{key}"] = (
+            round(cal["attention"][f"{name}_max_tflops"] / peak, 3),
+            f"calibration.yaml attention.{name}_max_tflops / 989",
+        )
+        rows_ = att[(att.benchmark == name) & (att.head_dim <= 64)]
+        out[f"attention_gscores_s.{key}"] = (
+            float(rows_.gscores_s.max().round()),
+            f"attention.csv benchmark={name} head_dim <= 64: max gscores_s",
+        )
+        seq16 = att[(att.benchmark == name) & (att.seq_q == 16) & (att.bh >= 10240)]
+        waves = np.ceil(seq16.bh / 132)
+        out[f"attention_tile_us.{key}"] = (
+            round(float(np.median((seq16.time_us - ev) / waves)), 2),
+            f"attention.csv benchmark={name} seq 16, bh >= 10240: median (time - event) / ceil(bh/132) waves",
+        )
+
+    h = cal["host"]
+    out["graph_gap_us"] = (
+        round(h["graph_us_per_kernel"] - h["tiny_kernel_gpu_us"], 2),
+        "calibration.yaml host.graph_us_per_kernel - host.tiny_kernel_gpu_us",
+    )
+    out["graph_launch_us"] = (h["graph_launch_us"], "calibration.yaml host.graph_launch_us")
+    out["eager_kernel_us"] = (
+        h["eager_us_per_kernel_outofplace"],
+        "calibration.yaml host.eager_us_per_kernel_outofplace",
+    )
+    out["compiled_kernel_us"] = (
+        h["bare_launch_us"],
+        "calibration.yaml host.bare_launch_us (a launch without the aten dispatcher)",
+    )
+    for op, key in (("linear_bias", "linear"), ("conv2d_3x3_bias", "conv"), ("group_norm", "group_norm"),
+                    ("layer_norm", "layer_norm"), ("silu", "activation"), ("sdpa", "attention")):  # fmt: skip
+        out[f"eager_op_us.{key}"] = (h["eager_us_per_op"][op], f"calibration.yaml host.eager_us_per_op.{op}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    for name, (value, source) in derive(Path(args[0]) if args else DEFAULT_DIR).items():
+        print(f"{name}: {value}  # {source}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,219 @@
+"""Which kernels a GPU software stack launches for each op (PyTorch + cuDNN/cuBLAS, diffusers).
+
+`expand(op, kernels, graph, config)` rewrites the default kernels of one op (`sim.lower`) into
+the kernels the stack launches, each tagged with its GPU class (`sim.cost.gpu.GK_*`); all of
+them stay attributed to the op, as a profiler attributes kernels to the aten op launching them.
+
+- conv: cuDNN runs NCHW convolutions in NHWC: the input and the weights (every call) are
+  transposed (`nchwToNhwcKernel`, 2 launches), the output transposed back, and the bias added by a
+  separate broadcast kernel. 1x1 convs run as a GEMM on NCHW (no transposes), and inputs with
+  fewer than 8 channels (a UNet's conv_in) take a non-tensor-core NCHW path without them
+  (`conv.csv`: conv1x1*, conv3x3_in). channels_last: the conv and its bias add only.
+- linear / matmul: one GEMM (cuBLASLt fuses the bias).
+- GroupNorm: statistics (one thread block per sample x group), parameters, apply: 3 kernels.
+  LayerNorm: one kernel costed per row; RMSNorm as transformers writes it (to fp32, pow, mean,
+  add eps, rsqrt, mul, to fp16, mul weight: 8 kernels; 1 when compiled).
+- GEGLU / SwiGLU: the activation over the gate half, then a mul. Rotary embeddings as
+  transformers writes them: mul, neg, cat, mul, add.
+- attention: fused (cuDNN, FlashAttention-2, memory-efficient; head dims padded to the kernel's
+  supported sizes) or unfused as diffusers' AttnProcessor: head split copies of q, k, v,
+  baddbmm, softmax, bmm, head merge copy; `math` adds fp32 upcast kernels around the softmax.
+- compiled modes: pointwise ops (activation, elementwise) fuse into a producing norm or
+  pointwise op that feeds only them (no launch, no round trip), and into GEMM epilogues (the
+  `fuse_elementwise` pass, added by the engine).
+"""
+
+from __future__ import annotations
+
+import math
+
+from workloads.ir import CONV_KINDS, Op, OpGraph, OpKind, numel
+
+from ..arch import VECTOR_CLASSES
+from ..cost.gpu import (
+    GK_ACT_TRANSPOSE,
+    GK_ATTN_CUDNN,
+    GK_ATTN_EFFICIENT,
+    GK_ATTN_FLASH2,
+    GK_BROADCAST,
+    GK_COPY,
+    GK_ELEMENTWISE,
+    GK_FUSED,
+    GK_GEMM,
+    GK_GN_APPLY,
+    GK_GN_PARAMS,
+    GK_GN_STATS,
+    GK_LAYERNORM,
+    GK_PERMUTE,
+    GK_RESAMPLE,
+    GK_SOFTMAX,
+    GK_WEIGHT_TRANSPOSE,
+)  # fmt: skip
+from ..lower.kernels import Unit
+from .config import RuntimeConfig
+
+_VCLASS = {name: i for i, name in enumerate(VECTOR_CLASSES)}
+# Head dims each fused kernel is compiled for (a head dim is padded to the next one).
+HEAD_DIMS = {
+    GK_ATTN_CUDNN: (64, 128, 192, 256),  # cuDNN sm90 SDPA kernels 64x128x{64,128,192} (calibration.yaml)
+    GK_ATTN_FLASH2: (32, 64, 96, 128, 160, 192, 224, 256),  # FlashAttention-2 (Dao 2023)
+}
+BACKENDS = {"cudnn": GK_ATTN_CUDNN, "flash2": GK_ATTN_FLASH2, "efficient": GK_ATTN_EFFICIENT}
+POINTWISE = frozenset({OpKind.ACTIVATION, OpKind.ELEMENTWISE})
+FUSION_HOSTS = frozenset({OpKind.ACTIVATION, OpKind.ELEMENTWISE, OpKind.GROUP_NORM, OpKind.LAYER_NORM})
+
+
+def vector(
+    gk: int, words_in: int, words_out: int, elements: int = 0, par: int = 0, vclass: str = "elementwise"
+) -> dict:
+    """A memory-bound GPU kernel."""
+    return {
+        "unit": Unit.VECTOR, "vclass": _VCLASS[vclass], "elements": elements or words_out, "words_in": words_in,
+        "words_out": words_out, "launches": 1, "par": par, "gpu_kind": gk,
+    }  # fmt: skip
+
+
+def move(gk: int, words: int) -> dict:
+    """A copy kernel reading and writing `words`."""
+    return {"unit": Unit.MOVE, "words_in": words, "words_out": words, "launches": 1, "gpu_kind": gk}
+
+
+def gemm(m: int, k: int, n: int, count: int = 1, gk: int = GK_GEMM, **extra: int) -> dict:
+    return {"unit": Unit.GEMM, "m": m, "k": k, "n": n, "count": count, "a_dram": 1, "b_dram": 1, "c_dram": 1,
+            "launches": 1, "gpu_kind": gk, **extra}  # fmt: skip
+
+
+def expand(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -> list[dict]:
+    """The kernels `config`'s software stack launches for `op` (default kernels: `kernels`)."""
+    kind, out = op.kind, numel(op.output)
+    if op.annotations.get("epilogue_of") is not None:  # runs inside its GEMM's epilogue
+        return [{**kernels[0], "gpu_kind": GK_FUSED}]
+    if kind in CONV_KINDS:
+        return _conv(op, kernels[0], config)
+    if kind in (OpKind.LINEAR, OpKind.MATMUL):
+        return [{**k, "gpu_kind": GK_GEMM} for k in kernels]
+    if kind is OpKind.ATTENTION:
+        return _attention(op, kernels, config)
+    words_in = sum(numel(s) for s in op.inputs)
+    if kind is OpKind.GROUP_NORM:
+        par = op.output[0] * op.attrs["groups"]
+        result = [vector(GK_GN_STATS, words_in, 0, words_in, par, "norm")]
+        if not config.compiled:
+            result.append(vector(GK_GN_PARAMS, 0, 0, par, par, "norm"))
+        result.append(vector(GK_GN_APPLY, words_in, out, out, 0, "norm"))
+    elif kind is OpKind.LAYER_NORM:
+        rows = out // op.output[-1]
+        if op.attrs.get("rms") and not config.compiled:
+            result = _rms_norm(out, rows)
+        else:
+            result = [vector(GK_LAYERNORM, words_in, out, out, rows, "norm")]
+    elif kind is OpKind.ACTIVATION and op.attrs.get("fn") in ("geglu", "swiglu"):
+        result = [vector(GK_ELEMENTWISE, out, out, vclass="activation"), vector(GK_ELEMENTWISE, 2 * out, out)]
+    elif kind is OpKind.ELEMENTWISE and op.attrs.get("fn") == "rope":
+        result = [vector(GK_ELEMENTWISE, 2 * out, out), vector(GK_ELEMENTWISE, out // 2, out // 2),
+                  move(GK_COPY, out), vector(GK_ELEMENTWISE, 2 * out, out), vector(GK_ELEMENTWISE, 2 * out, out)]  # fmt: skip
+    elif kind in POINTWISE:
+        broadcast = any(tuple(s) != tuple(op.output) for s in op.inputs)
+        result = [{**kernels[0], "gpu_kind": GK_BROADCAST if broadcast else GK_ELEMENTWISE}]
+    elif kind is OpKind.SOFTMAX:
+        result = [{**kernels[0], "gpu_kind": GK_SOFTMAX}]
+    elif kind is OpKind.RESAMPLE:
+        result = [{**kernels[0], "gpu_kind": GK_RESAMPLE}]
+    elif kind is OpKind.DATA_MOVEMENT:
+        result = [{**k, "gpu_kind": GK_COPY if op.attrs.get("what") == "concat" else GK_PERMUTE} for k in kernels]
+    else:  # embedding: a gather
+        result = [{**k, "gpu_kind": GK_COPY} for k in kernels]
+    if config.compiled:
+        _fuse_pointwise(op, result, graph)
+    return result
+
+
+def _rms_norm(out: int, rows: int) -> list[dict]:
+    """transformers' LlamaRMSNorm in eager PyTorch: 8 kernels, the fp32 copies twice as wide."""
+    to32 = {**vector(GK_ELEMENTWISE, out, out), "c_bits": 32}
+    pow_ = {**vector(GK_ELEMENTWISE, out, out), "a_bits": 32, "c_bits": 32}
+    mean = {**vector(GK_LAYERNORM, out, rows, par=rows), "a_bits": 32, "c_bits": 32}
+    eps = {**vector(GK_ELEMENTWISE, rows, rows), "a_bits": 32, "c_bits": 32}
+    rsqrt = {**vector(GK_ELEMENTWISE, rows, rows), "a_bits": 32, "c_bits": 32}
+    mul = {**vector(GK_BROADCAST, out + rows, out), "a_bits": 32, "c_bits": 32}
+    to16 = {**vector(GK_ELEMENTWISE, out, out), "a_bits": 32}
+    return [to32, pow_, mean, eps, rsqrt, mul, to16, vector(GK_BROADCAST, out, out)]
+
+
+def _conv(op: Op, k: dict, config: RuntimeConfig) -> list[dict]:
+    a = op.attrs
+    conv = {**k, "gpu_kind": GK_GEMM}
+    result = [conv]
+    transposes = config.conv_layout == "nchw" and math.prod(a["kernel"]) > 1 and a["in_ch"] % 8 == 0
+    if transposes:
+        weights = a["out_ch"] * a["in_ch"] // a["groups"] * math.prod(a["kernel"])
+        result = [move(GK_ACT_TRANSPOSE, numel(op.inputs[0])), move(GK_WEIGHT_TRANSPOSE, weights), conv,
+                  move(GK_ACT_TRANSPOSE, numel(op.output))]  # fmt: skip
+    if a.get("bias"):
+        out = numel(op.output)
+        result.append(vector(GK_BROADCAST, out + a["out_ch"], out))
+    return result
+
+
+def _backend(op: Op, config: RuntimeConfig, attention: str) -> str:
+    choice = config.attention_kernel
+    if choice != "auto":
+        return choice
+    if attention == "unfused":
+        return "unfused"
+    return "efficient" if max(op.attrs["head_dim"], op.attrs["v_head_dim"]) > 256 else "cudnn"
+
+
+def _pad(d: int, gk: int) -> int:
+    for size in HEAD_DIMS.get(gk, ()):
+        if d <= size:
+            return size
+    return -(-d // 8) * 8
+
+
+def _attention(op: Op, kernels: list[dict], config: RuntimeConfig) -> list[dict]:
+    a = op.attrs
+    attention = "unfused" if len(kernels) == 3 and kernels[0].get("role") == "qk" else "fused"
+    backend = _backend(op, config, attention)
+    bh, lq, lk = a["batch"] * a["heads"], a["lq"], a["lk"]
+    if backend in BACKENDS:
+        gk = BACKENDS[backend]
+        d = _pad(max(a["head_dim"], a["v_head_dim"]), gk)
+        return [gemm(lq, d, lk, bh, gk)]
+    q, kv, o = bh * lq * a["head_dim"], bh * lk * a["head_dim"], bh * lq * a["v_head_dim"]
+    scores = bh * lq * lk
+    softmax = vector(GK_SOFTMAX, scores, scores, vclass="softmax")
+    middle = [softmax]
+    if backend == "math":  # scores upcast to fp32 for the softmax, and back
+        middle = [{**vector(GK_ELEMENTWISE, scores, scores), "c_bits": 32},
+                  {**softmax, "a_bits": 32, "c_bits": 32}, {**vector(GK_ELEMENTWISE, scores, scores), "a_bits": 32}]  # fmt: skip
+    qk = {**gemm(lq, a["head_dim"], lk, bh), "role": "qk"}
+    pv = {**gemm(lq, lk, a["v_head_dim"], bh), "role": "pv"}
+    split = [move(GK_PERMUTE, q), move(GK_PERMUTE, kv), move(GK_PERMUTE, bh * lk * a["v_head_dim"])]
+    return [*split, qk, *middle, pv, move(GK_PERMUTE, o)]
+
+
+def _fused_producer(op: Op, graph: OpGraph) -> Op | None:
+    """The norm or pointwise op `op` fuses into under a compiler (None: it launches its own)."""
+    if op.kind not in POINTWISE or op.attrs.get("fn") in ("rope",):
+        return None
+    for name in graph.graph.predecessors(op.name):
+        producer = graph[name]
+        if (producer.kind in FUSION_HOSTS and graph.graph.out_degree(name) == 1
+                and numel(producer.output) == numel(op.output) and not producer.annotations.get("epilogue_of")):  # fmt: skip
+            return producer
+    return None
+
+
+def _fuse_pointwise(op: Op, kernels: list[dict], graph: OpGraph) -> None:
+    """Compiled fusion: `op`'s pointwise consumer keeps `op`'s output on chip (no write), and
+    `op`, when it fuses into its producer, runs in the producer's kernel (no launch, no read)."""
+    consumers = list(graph.graph.successors(op.name))
+    fused = _fused_producer(graph[consumers[0]], graph) if len(consumers) == 1 else None
+    if fused is not None and fused.name == op.name:
+        kernels[-1]["words_out"] = 0
+    producer = _fused_producer(op, graph)
+    if producer is not None:
+        first = kernels[0]
+        kernels[0] = {**first, "words_in": max(0, first["words_in"] - numel(producer.output)), "launches": 0,
+                      "gpu_kind": GK_FUSED}  # fmt: skip

@@ -1,0 +1,64 @@
+"""Host cost of a runtime: what the device waits for between kernels.
+
+- eager: each op costs the host its measured dispatch time (`gpu.eager_op_us` for the ops the
+  calibration timed, else `gpu.eager_kernel_us` per kernel launched), in an asynchronous launch
+  queue (`sim.schedule.queued`): the device idles only when the host falls behind.
+- compiled: generated code launches each kernel at `gpu.compiled_kernel_us`, no dispatcher.
+- cuda_graph / compiled_graph: one replay per plan entry (`gpu.graph_launch_us`) and a gap of
+  `gpu.graph_gap_us` per kernel on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from workloads.ir import CONV_KINDS, Op, OpKind, PlanStep
+
+from ..arch.gpu import EAGER_OPS, GpuConfig
+from ..schedule import Schedule, queued, serial
+from .config import RuntimeConfig
+
+_EAGER_KEY = {OpKind.LINEAR: "linear", OpKind.GROUP_NORM: "group_norm", OpKind.ACTIVATION: "activation",
+              OpKind.ATTENTION: "attention", **dict.fromkeys(CONV_KINDS, "conv")}  # fmt: skip
+
+
+def _eager_key(op: Op) -> str | None:
+    if op.kind is OpKind.LAYER_NORM:
+        return None if op.attrs.get("rms") else "layer_norm"
+    return _EAGER_KEY.get(op.kind)
+
+
+@dataclass(frozen=True)
+class HostModel:
+    """Host seconds per call of each op (`per_op_s`), before its first kernel (`first_s`), per
+    plan entry (`entry_s`), and whether the host runs ahead of the device (`asynchronous`)."""
+
+    per_op_s: np.ndarray
+    first_s: np.ndarray
+    entry_s: float
+    asynchronous: bool
+
+    def schedule(self, plan: Sequence[PlanStep], busy_s: np.ndarray, extra_s: np.ndarray) -> Schedule:
+        if self.asynchronous:
+            return queued(plan, busy_s, self.per_op_s, self.first_s, extra_s)
+        return serial(plan, busy_s, self.per_op_s + extra_s, self.entry_s)
+
+
+def host_model(ops: Sequence[Op], launches: np.ndarray, gpu: GpuConfig, config: RuntimeConfig) -> HostModel:
+    """The host model of `config` for ops launching `launches` kernels per call."""
+    launches = np.asarray(launches, dtype=np.float64)
+    if config.graph:
+        gap = launches * gpu.graph_gap_us * 1e-6
+        return HostModel(gap, np.zeros_like(gap), gpu.graph_launch_us * 1e-6, asynchronous=False)
+    if config.compiled:
+        per_op = launches * gpu.compiled_kernel_us * 1e-6
+        return HostModel(per_op, np.minimum(per_op, gpu.compiled_kernel_us * 1e-6), 0.0, asynchronous=True)
+    measured = {k: gpu.eager_op_us.get(k, 0.0) for k in EAGER_OPS}
+    per_kernel = gpu.eager_kernel_us * 1e-6
+    per_op = np.array([max(measured.get(_eager_key(op) or "", 0.0) * 1e-6, n * per_kernel) if n else 0.0
+                       for op, n in zip(ops, launches)])  # fmt: skip
+    first = np.where(launches > 0, per_op / np.maximum(launches, 1), 0.0)
+    return HostModel(per_op, first, 0.0, asynchronous=True)

@@ -1,0 +1,202 @@
+"""Runtime (software-stack) models and GPU kernel costs (sim.runtime, sim.cost.gpu)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sim
+from sim.arch.gpu import GpuConfig
+from sim.cost import KERNEL, evaluate, hardware_record
+from sim.cost.gpu import GK_ACT_TRANSPOSE, GK_ATTN_CUDNN, GK_BROADCAST, GK_GEMM, GK_WEIGHT_TRANSPOSE
+from sim.runtime import RuntimeConfig, expand
+from workloads.builder import GraphBuilder
+from workloads.errors import InputError
+from workloads.ir import numel
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def h200():
+    return sim.load_arch("h200")
+
+
+def _graph(build):
+    b = GraphBuilder("t", stage="unet")
+    build(b)
+    return b.graph
+
+
+def _conv_graph(b):
+    x = b.input((2, 320, 64, 64))
+    b.conv("conv", x, 320, 3)
+
+
+def _kernels(result, op):
+    k = result.kernels
+    return k[k.op == op]
+
+
+def _record(**fields):
+    rec = np.zeros(1, dtype=KERNEL)
+    for name, value in fields.items():
+        rec[name] = value
+    return rec
+
+
+def _gemm_cycles(arch, m, k, n, count=1):
+    out = evaluate(_record(unit=0, m=m, k=k, n=n, count=count, a_dram=1, b_dram=1, c_dram=1, gpu_kind=GK_GEMM),
+                   hardware_record(arch))  # fmt: skip
+    return float(out["compute_cycles"][0] - arch.gpu.gemm_fixed_us * arch.frequency_mhz)
+
+
+def test_nchw_conv_is_conv_three_transposes_and_bias(h200):
+    graph = _graph(_conv_graph)
+    nchw = sim.simulate(graph, h200, runtime="eager")
+    last = sim.simulate(graph, h200, runtime={"mode": "eager", "conv_layout": "channels_last"})
+    kn, kl = _kernels(nchw, "conv"), _kernels(last, "conv")
+    assert len(kn) == 5 and len(kl) == 2
+    # the conv kernel itself costs the same in both layouts; NCHW adds exactly the 3 transposes
+    busy = lambda k: (k.compute_cycles + k.stall_cycles).to_numpy()  # noqa: E731
+    op_busy = lambda r: float((r.ops.compute_cycles + r.ops.stall_cycles).sum())  # noqa: E731
+    assert busy(kn)[2] == busy(kl)[0] and busy(kn)[4] == busy(kl)[1]
+    assert op_busy(nchw) == pytest.approx(busy(kn).sum()) and op_busy(last) == pytest.approx(busy(kl).sum())
+    op = graph.ops()[0]
+    kinds = [k["gpu_kind"] for k in expand(op, [{"unit": 0, "m": 1, "k": 1, "n": 1}], graph, RuntimeConfig())]
+    assert kinds == [GK_ACT_TRANSPOSE, GK_WEIGHT_TRANSPOSE, GK_GEMM, GK_ACT_TRANSPOSE, GK_BROADCAST]
+    # weight transposes move the whole filter, on every call
+    assert kn.iloc[1].dram_read_bytes == 320 * 320 * 9 * 2
+
+
+def _chain(b):
+    x = b.input((2, 1280))
+    for i in range(20):  # small kernels: an eager host cannot keep up with them
+        x = b.activation(f"act{i}", x, "silu")
+
+
+def test_graph_replay_removes_host_gaps(h200):
+    graph = _graph(_chain)
+    eager = sim.simulate(graph, h200, runtime="eager")
+    replay = sim.simulate(graph, h200, runtime="cuda_graph")
+    hz = h200.frequency_mhz * 1e6
+    gap = (20 * h200.gpu.graph_gap_us + h200.gpu.graph_launch_us) * 1e-6
+    assert replay.ops.launch_cycles.sum() / hz == pytest.approx(gap)
+    # eager: the device waits for the host's dispatch of every op (9.64 us per SiLU)
+    assert eager.latency_s >= 20 * h200.gpu.eager_op_us["activation"] * 1e-6
+    assert eager.ops.launch_cycles.sum() > 10 * replay.ops.launch_cycles.sum()
+
+
+def test_waves_quantize_over_sms(h200):
+    t = h200.gpu.gemm_tile
+    sms = h200.cores
+    one = _gemm_cycles(h200, t, 4096, t, count=sms)  # exactly one wave of tiles
+    assert _gemm_cycles(h200, t, 4096, t, count=sms + 1) == pytest.approx(2 * one)
+    assert _gemm_cycles(h200, t, 4096, t, count=2 * sms) == pytest.approx(2 * one)
+
+
+def test_split_k_when_tiles_are_few(h200):
+    t, k = h200.gpu.gemm_tile, 8192
+    rate = h200.array.rows * h200.array.cols * h200.array.count * h200.gpu.gemm_efficiency
+    one_tile_whole_k = t * t * k / rate
+    assert _gemm_cycles(h200, t, k, t) < one_tile_whole_k / 8
+
+
+@pytest.mark.parametrize(("d", "padded"), [(40, 64), (64, 64), (72, 128), (80, 128), (160, 192)])
+def test_head_dim_padding(d, padded):
+    def build(b):
+        q = b.input((2, 4096, 8 * d))
+        b.attention("attn", q, q, q, heads=8)
+
+    graph = _graph(build)
+    (kernel,) = expand(graph.ops()[0], [{}, {}, {}], graph, RuntimeConfig())
+    assert kernel["gpu_kind"] == GK_ATTN_CUDNN and kernel["k"] == padded
+
+
+def _gn_silu(b):
+    x = b.input((2, 320, 64, 64))
+    y = b.group_norm("norm", x)
+    b.activation("act", y, "silu")
+
+
+def test_group_norm_is_three_kernels_with_block_parallel_statistics(h200):
+    graph = _graph(_gn_silu)
+    r = sim.simulate(graph, h200, runtime="cuda_graph")
+    k = _kernels(r, "norm")
+    assert len(k) == 3
+    stats = k.iloc[0]
+    rate = 2 * 32 * h200.gpu.gn_block_gbs * 1e9  # N x groups thread blocks
+    assert stats.stall_cycles / (h200.frequency_mhz * 1e6) == pytest.approx(2 * 320 * 64 * 64 * 2 / rate)
+
+
+def test_compiled_fuses_pointwise_into_the_norm(h200):
+    graph = _graph(_gn_silu)
+    replay = sim.simulate(graph, h200, runtime="cuda_graph")
+    compiled = sim.simulate(graph, h200, runtime="compiled_graph")
+    launches = lambda r: int(r.ops.kernels.sum())  # noqa: E731
+    assert launches(replay) == 4 and launches(compiled) == 3
+    act = _kernels(compiled, "act").iloc[0]
+    assert act.dram_read_bytes == 0  # the norm's output never leaves the chip
+    assert compiled.latency_s < replay.latency_s
+
+
+def test_layer_norm_costs_per_row(h200):
+    def build(rows):
+        return lambda b: b.layer_norm("ln", b.input((rows, 320)))
+
+    few, many = (sim.simulate(_graph(build(n)), h200, runtime="cuda_graph") for n in (1024, 2048))
+    extra = (many.ops.stall_cycles.sum() - few.ops.stall_cycles.sum()) / (h200.frequency_mhz * 1e6)
+    per_row = h200.gpu.layernorm_row_ns * 1e-9 + 320 * 2 * 2 / (h200.gpu.bandwidth_gbs["layernorm"] * 1e9)
+    assert extra == pytest.approx(1024 * per_row)
+
+
+def test_runtime_unset_is_unchanged(h200):
+    import workloads
+
+    graph = workloads.build("sd15_unet", resolution=256, batch=1)
+    bare = dataclasses.replace(h200, gpu=GpuConfig())
+    a, b = sim.simulate(graph, h200), sim.simulate(graph, bare)
+    assert a.latency_s == b.latency_s
+    assert (a.ops.cycles.to_numpy() == b.ops.cycles.to_numpy()).all()
+
+
+def test_runtime_needs_a_gpu_arch():
+    graph = _graph(_conv_graph)
+    with pytest.raises(InputError, match="no gpu section"):
+        sim.simulate(graph, sim.load_arch("os128"), runtime="eager")
+    with pytest.raises(InputError, match="mode"):
+        sim.simulate(graph, sim.load_arch("h200"), runtime="eagre")
+
+
+def test_unfused_attention_launches_diffusers_kernels(h200):
+    def build(b):
+        q = b.input((2, 1024, 640))
+        b.attention("attn", q, q, q, heads=8)
+
+    graph = _graph(build)
+    r = sim.simulate(graph, h200, attention="unfused", runtime="cuda_graph")
+    k = _kernels(r, "attn")
+    assert list(k.unit) == ["move"] * 3 + ["gemm", "vector", "gemm", "move"]
+    assert k.iloc[4].dram_write_bytes == 2 * 8 * 1024 * 1024 * 2  # the fp16 scores
+    assert numel(graph.ops()[0].output) == 2 * 1024 * 640
+
+
+def test_preset_constants_come_from_the_microbenchmarks(h200):
+    spec = importlib.util.spec_from_file_location("derive", ROOT / "experiments" / "gpu" / "derive_constants.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    gpu = h200.gpu
+    for name, (value, _source) in module.derive().items():
+        if name == "event_overhead_us":
+            continue
+        if "." in name:
+            field, key = name.split(".")
+            assert getattr(gpu, field)[key] == pytest.approx(value), name
+        elif name.removesuffix("_gbs") in gpu.bandwidth_gbs:
+            assert gpu.bandwidth_gbs[name.removesuffix("_gbs")] == pytest.approx(value), name
+        else:
+            assert getattr(gpu, name) == pytest.approx(value), name
