@@ -14,6 +14,13 @@ valid past + new entries, as paged/flash decoding kernels do) or "dynamic" (`Dyn
 transposes are free for the fused attention kernels (as in `_blocks`); grouped-query
 attention is not modeled (num_key_value_heads must equal num_attention_heads).
 
+Two options of LLaMA-derived models (defaults off, the LLaMA layout): `qk_norm`, Chameleon's
+per-head query/key LayerNorm (transformers `ChameleonLayerNorm`: statistics over each head's
+`head_dim` values, then a per-head affine weight and bias of shape (heads, head_dim), applied
+after the q/k projections and before RoPE), and `swin_norm`, the Swin-style norm placement
+(`ChameleonSwinDecoderLayer`: each sublayer's RMSNorm is applied to its output before the
+residual add instead of to its input).
+
 The `lm_head` runs on the last position only by default, as `generate()` does
 (`logits_to_keep=1`); `all_logits=True` gives a plain `forward()` (logits for every token).
 """
@@ -46,6 +53,8 @@ class LlamaConfig:
     attention_bias: bool
     mlp_bias: bool
     act: str
+    qk_norm: bool = False
+    swin_norm: bool = False
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any], what: str = "LLaMA") -> LlamaConfig:
@@ -115,17 +124,22 @@ def _rotary_embedding(b: GraphBuilder, cfg: LlamaConfig, batch: int, new: int) -
 
 
 def _decoder_layer(b: GraphBuilder, cfg: LlamaConfig, x: Tensor, rope: Tensor, *, past: int, kv_cache: str) -> Tensor:
-    h = b.layer_norm("input_layernorm", x, bias=False, rms=True)
+    """Pre-norm (`LlamaDecoderLayer`) or, with `swin_norm`, norm-after-sublayer residual blocks."""
+
+    def norm(name: str, t: Tensor) -> Tensor:
+        return b.layer_norm(name, t, bias=False, rms=True)
+
+    h = x if cfg.swin_norm else norm("input_layernorm", x)
     h = _self_attention(b, cfg, h, rope, past=past, kv_cache=kv_cache)
-    x = b.add("self_attn_add", x, h)
-    h = b.layer_norm("post_attention_layernorm", x, bias=False, rms=True)
+    x = b.add("self_attn_add", x, norm("input_layernorm", h) if cfg.swin_norm else h)
+    h = x if cfg.swin_norm else norm("post_attention_layernorm", x)
     with b.scope("mlp"):
         gate = b.linear("gate_proj", h, cfg.intermediate_size, bias=cfg.mlp_bias)
         gate = b.activation("act_fn", gate, cfg.act)
         up = b.linear("up_proj", h, cfg.intermediate_size, bias=cfg.mlp_bias)
         h = b.mul("gate_mul", gate, up)
         h = b.linear("down_proj", h, cfg.hidden_size, bias=cfg.mlp_bias)
-    return b.add("mlp_add", x, h)
+    return b.add("mlp_add", x, norm("post_attention_layernorm", h) if cfg.swin_norm else h)
 
 
 def _self_attention(b: GraphBuilder, cfg: LlamaConfig, x: Tensor, rope: Tensor, *, past: int, kv_cache: str) -> Tensor:
@@ -140,6 +154,8 @@ def _self_attention(b: GraphBuilder, cfg: LlamaConfig, x: Tensor, rope: Tensor, 
         q = b.linear("q_proj", x, cfg.inner, bias=cfg.attention_bias)
         k = b.linear("k_proj", x, cfg.inner, bias=cfg.attention_bias)
         v = b.linear("v_proj", x, cfg.inner, bias=cfg.attention_bias)
+        if cfg.qk_norm:
+            q, k = _head_norm(b, "q_norm", q, cfg), _head_norm(b, "k_norm", k, cfg)
         # apply_rotary_pos_emb: q * cos + rotate_half(q) * sin, one vector op per tensor
         q = b.elementwise("rope_q", [q, cos_sin], "rope")
         k = b.elementwise("rope_k", [k, cos_sin], "rope")
@@ -148,6 +164,17 @@ def _self_attention(b: GraphBuilder, cfg: LlamaConfig, x: Tensor, rope: Tensor, 
     o = b.attention("self_attn", q, k, v, cfg.num_attention_heads, role="self", axis="text", causal=new > 1)
     with b.scope("self_attn"):
         return b.linear("o_proj", o, cfg.hidden_size, bias=cfg.attention_bias)
+
+
+def _head_norm(b: GraphBuilder, name: str, x: Tensor, cfg: LlamaConfig) -> Tensor:
+    """`ChameleonLayerNorm((heads, head_dim))`: `F.layer_norm` over each head's values without
+    affine, then `x * weight + bias` with per-head (heads, head_dim) weight and bias; the
+    affine op carries the module's name and its 2 x heads x head_dim parameters."""
+    batch, n, inner = x.shape
+    heads = _blocks.view(x, (batch, n, cfg.num_attention_heads, cfg.head_dim))
+    normed = b.layer_norm(f"{name}.layer_norm", heads, affine=False)
+    out = b.elementwise(name, [normed], "affine", params=2 * inner)
+    return _blocks.view(out, x.shape)
 
 
 def _cache_update(b: GraphBuilder, name: str, new: Tensor, past: int, kv_cache: str) -> Tensor:
