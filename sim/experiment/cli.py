@@ -178,7 +178,7 @@ def _cmd_run(args: argparse.Namespace, extra: Sequence[str], out: Output) -> int
     result = exp.run(str(args.experiment), attention=args.attention)
     _check_finite(result.summary())
     try:
-        paths = result.write(folder)
+        paths = result.write(folder, meta=exp.run_info(str(args.experiment)))
         paths.append(write_trace(result, folder / "trace.json"))
     except OSError as exc:
         raise InputError(f"cannot write results ({_reason(exc)})", where=str(folder)) from None
@@ -192,9 +192,16 @@ def _sweep(exp: Any, source: str, folder: Path, args: argparse.Namespace, out: O
 
     if args.attention:
         raise InputError("--attention applies to single runs; sweep `simulation.attention` instead")
+    from ..results.progress import bar_factory
+
+    if args.dask and exp.search.mode == "optuna":
+        raise InputError("--dask does not apply to search mode 'optuna' (trials run one after another)", where=source)
     client = dask_client(args.dask, args.workers) if args.dask else None
+    bar = bar_factory("points", "sweep")
     try:
-        frame = run_sweep(exp, source, folder / "sweep.sqlite", client=client, progress=out.say, fresh=args.fresh)
+        frame = run_sweep(
+            exp, source, folder / "sweep.sqlite", client=client, progress=out.say, fresh=args.fresh, bar=bar
+        )
     finally:
         if client is not None:
             client.close()
@@ -234,10 +241,79 @@ def _cmd_archs(args: argparse.Namespace, extra: Sequence[str], out: Output) -> i
     return EXIT_OK
 
 
+def _cmd_results(args: argparse.Namespace, extra: Sequence[str], out: Output) -> int:
+    import numpy as np
+
+    from ..results.export import load, write
+    from .search import parse_expression
+
+    _no_extra(extra, "results")
+    frame = load(args.dir, expand=args.expand)
+    for i, text in enumerate(args.where or []):
+        expression = parse_expression(text, f"--where {i + 1}")
+        missing = sorted(expression.names - set(frame.columns))
+        if missing:
+            raise InputError(f"--where: no column '{missing[0]}' (see the columns with --columns list)")
+        frame = frame[np.broadcast_to(np.asarray(expression.evaluate(frame), dtype=bool), (len(frame),))]
+    if args.sort:
+        _need_columns(frame, [args.sort.removeprefix("-")], "--sort")
+        frame = frame.sort_values(args.sort.removeprefix("-"), ascending=not args.sort.startswith("-"))
+    if args.columns == "list":
+        out.say("\n".join(str(c) for c in frame.columns))
+        return EXIT_OK
+    if args.columns:
+        wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
+        _need_columns(frame, wanted, "--columns")
+        frame = frame[wanted]
+    for path in (args.csv, args.parquet):
+        if path:
+            out.say(f"wrote {write(frame, path)} ({len(frame)} rows)")
+    if not (args.csv or args.parquet):
+        shown = frame.head(args.top) if args.top else frame
+        cols = [c for c in shown.columns if c not in ("point", "by_class", "by_stage", "by_step", "energy_by_component")]
+        out.say(shown[cols].to_string(index=False) if len(shown) else "no points")
+        out.say(f"\n{len(frame)} points" + (f" (first {len(shown)} shown)" if len(shown) < len(frame) else ""))
+    return EXIT_OK
+
+
+def _need_columns(frame: Any, columns: Sequence[str], option: str) -> None:
+    from workloads.errors import suggest
+
+    for c in columns:
+        if c not in frame.columns:
+            raise InputError(f"{option}: no column '{short_str(c)}'{suggest(c, [str(x) for x in frame.columns])}")
+
+
+def _cmd_plot(args: argparse.Namespace, extra: Sequence[str], out: Output) -> int:
+    from ..results import plots
+
+    _no_extra(extra, "plot")
+    target = Path(args.out or f"{args.kind}.png")
+    if args.kind in ("pareto", "breakdown"):
+        from ..results.export import load
+
+        frame = load(args.source)
+        if args.kind == "pareto":
+            path = plots.pareto_plot(frame, args.x, args.y, target, color=args.color, title=args.title or "")
+        else:
+            path = plots.breakdown_plot(frame, target, top=args.top or 12, share=args.share, title=args.title or "")
+    else:
+        from .experiment import load_experiment
+
+        exp = load_experiment(args.source)
+        if exp.sweep:
+            raise InputError(f"plot {args.kind} draws one run; this experiment has a sweep", where=args.source)
+        result = exp.run(args.source)
+        draw = plots.roofline_plot if args.kind == "roofline" else plots.timeline_plot
+        path = draw(result, target, title=args.title or "")
+    out.say(f"wrote {path}")
+    return EXIT_OK
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ttvsim", description="Cycle-approximate accelerator simulator for text-to-image/video models.")
     parser.add_argument("--version", action=_VersionAction, help="print the version and code digest, then exit")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,describe,models,archs}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,describe,models,archs,results,plot}")
     run = sub.add_parser("run", help="simulate an experiment YAML and write its tables")
     run.add_argument("experiment", help="experiment YAML (e.g. experiments/sd15_quickstart.yaml)")
     run.add_argument("--out", help="output folder (default: ttvsim-out/<experiment name>)")
@@ -257,7 +333,28 @@ def make_parser() -> argparse.ArgumentParser:
     add_arguments(serve)
     serve.set_defaults(fn=_cmd_serve)
     sub.add_parser("models", help="list models with their options").set_defaults(fn=_cmd_models)
-    sub.add_parser("archs", help="list hardware presets").set_defaults(fn=_cmd_archs)
+    sub.add_parser("archs", help="list hardware presets with their modelled area").set_defaults(fn=_cmd_archs)
+    results = sub.add_parser("results", help="list, filter and export the points of a sweep store")
+    results.add_argument("dir", help="a sweep's output folder (with sweep.sqlite) or the .sqlite file")
+    results.add_argument("--where", action="append", metavar="EXPR", help="keep rows where EXPR holds, e.g. 'area_mm2 <= 400' (repeatable)")
+    results.add_argument("--sort", metavar="COLUMN", help="sort by COLUMN (-COLUMN: descending)")
+    results.add_argument("--columns", metavar="A,B,...", help="columns to keep ('list': print the column names)")
+    results.add_argument("--top", type=_workers, help="print only the first N rows")
+    results.add_argument("--expand", action="store_true", help="spread by_class/by_stage/... JSON into numeric columns")
+    results.add_argument("--csv", metavar="PATH", help="write the rows as CSV")
+    results.add_argument("--parquet", metavar="PATH", help="write the rows as Parquet (needs pyarrow)")
+    results.set_defaults(fn=_cmd_results)
+    plot = sub.add_parser("plot", help="plot a sweep (pareto, breakdown) or one run (roofline, timeline)")
+    plot.add_argument("kind", choices=("pareto", "breakdown", "roofline", "timeline"))
+    plot.add_argument("source", help="sweep output folder (pareto, breakdown) or experiment YAML (roofline, timeline)")
+    plot.add_argument("--x", default="latency_s", help="pareto: metric on x (default latency_s)")
+    plot.add_argument("--y", default="area_mm2", help="pareto: metric on y (default area_mm2)")
+    plot.add_argument("--color", metavar="COLUMN", help="pareto: color points by COLUMN (e.g. design.precision)")
+    plot.add_argument("--top", type=_workers, help="breakdown: the N fastest points (default 12)")
+    plot.add_argument("--share", action="store_true", help="breakdown: shares of time instead of seconds")
+    plot.add_argument("--title", help="plot title")
+    plot.add_argument("--out", help="PNG path (default KIND.png)")
+    plot.set_defaults(fn=_cmd_plot)
     return parser
 
 

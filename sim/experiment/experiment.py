@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from ..arch.schema import doc, from_mapping, read_yaml
 from ..engine import simulate
 from ..lower import ATTENTION_MODES
 from ..results import Result
+from .search import SearchSpec, parse_expression, parse_objectives
 
 FILE_OPTIONS = ("path", "config")  # model options naming files
 
@@ -60,6 +62,9 @@ class Experiment:
     sweep_limit: int = field(
         default=1_000_000, metadata=doc("most points a sweep may have; larger ones are refused before expansion", max=1e9)
     )
+    search: SearchSpec = field(
+        default_factory=SearchSpec, metadata=doc("how sweep points are chosen, constrained and ranked (see sim.experiment.search)")
+    )
     base_dir: Path = field(default=Path("."), init=False, compare=False)
 
     def load_arch(self, source: str = "") -> Arch:
@@ -76,6 +81,17 @@ class Experiment:
         if isinstance(value, str) and value and not Path(value).is_absolute() and _exists(self.base_dir / value):
             return str(self.base_dir / value)
         return value
+
+    def run_info(self, source: str = "") -> dict[str, Any]:
+        """What a run of this experiment was: for summary.json, so a result says where it came from."""
+        from ..version import code_digest, version
+
+        return {
+            "experiment": self.name, "file": source, "model": self.workload.model,
+            "options": dict(self.workload.options), "arch": self.arch, "arch_overrides": self.arch_overrides,
+            "simulation": dataclasses.asdict(self.simulation), "passes": self.passes,
+            "ttvsim_version": version(), "code_digest": code_digest(),
+        }  # fmt: skip
 
     def run(self, source: str = "", attention: str | None = None) -> Result:
         """Build the workload, load the arch and simulate."""
@@ -97,8 +113,22 @@ def load_experiment(path: str | Path) -> Experiment:
     check_name(exp.name, f"{path}: name")
     _check_file_options(exp.workload.options, f"{path}: workload.options")
     parse_passes(exp.passes, where=f"{path}: passes")
+    _check_search(exp, f"{path}: search")
     object.__setattr__(exp, "base_dir", path.resolve().parent)
     return exp
+
+
+def _check_search(exp: Experiment, where: str) -> None:
+    """The search section's expressions and objectives parse (names are checked when it runs)."""
+    if not isinstance(exp.search.constraints, list):
+        raise InputError(f"expected a list of expressions, got {short_repr(exp.search.constraints)}", where=f"{where}.constraints")
+    for i, text in enumerate(exp.search.constraints):
+        parse_expression(text, f"{where}.constraints[{i}]")
+    parse_objectives(exp.search.objectives, f"{where}.objectives")
+    if exp.search.mode != "grid" and not exp.sweep:
+        raise InputError(f"search mode '{exp.search.mode}' needs a `sweep` section to draw points from", where=f"{where}.mode")
+    if exp.search.mode == "optuna" and not exp.search.objectives:
+        raise InputError("search mode 'optuna' needs objectives (e.g. [latency_s, area_mm2])", where=f"{where}.objectives")
 
 
 def _exists(path: Path) -> bool:

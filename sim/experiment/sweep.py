@@ -37,6 +37,7 @@ of one workload run on the workers (each worker keeps its last workload's graph)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -49,17 +50,20 @@ from typing import Any
 import pandas as pd
 
 from workloads.errors import InputError, short_repr, suggest, unknown
+from workloads.passes import parse as parse_passes
 from workloads.registry import registry, resolve_options
 
 from .. import version
 from ..arch import Arch, load_arch, merge
 from ..arch.schema import from_mapping
+from ..area import design_metrics, run_metrics
 from ..engine import Simulator
 from ..results.store import SweepStore, digest
+from . import search
 from .experiment import FILE_OPTIONS, Experiment, SimulationSpec
 
-PREFIXES = ("arch.", "workload.options.", "workload.model", "simulation.")
-_PREFIXES = ("arch.", "workload.options.", "simulation.")
+PREFIXES = ("arch.", "workload.options.", "workload.model", "simulation.", "passes", "design.")
+_PREFIXES = ("arch.", "workload.options.", "simulation.", "design.")
 CHUNK = 64  # points of one workload per Dask task
 WINDOW = 32  # Dask tasks in flight
 CACHE = 4096  # distinct arch / workload / simulation setting sets remembered during a sweep
@@ -67,25 +71,57 @@ _PROGRESS_LINES = 20
 
 
 def _kind(key: str) -> str:
+    """arch, simulation or workload (model, options, passes and design bundles: they set a graph)."""
     return "arch" if key.startswith("arch.") else "simulation" if key.startswith("simulation.") else "workload"
+
+
+def check_key(key: str, where: str) -> None:
+    """A sweep key must start with one of `PREFIXES` (`passes` and `workload.model` exactly)."""
+    if not (key.startswith(_PREFIXES) or key in ("workload.model", "passes")):
+        example = suggest(key, ["arch.array.rows", "workload.options.resolution", "simulation.attention"])
+        raise InputError(
+            f"unknown sweep key {short_repr(key)}{example}; keys start with {', '.join(PREFIXES)}", where=where
+        )
+
+
+def bundle_labels(key: str, values: Any, where: str) -> list[Any]:
+    """A `design.NAME` axis: a mapping label -> {sweep key: value, ...} applied together; its labels."""
+    if not isinstance(values, Mapping) or not values:
+        raise InputError(f"expected a mapping of labels to settings, got {short_repr(values)}", where=f"{where}.{key}")
+    for label, settings in values.items():
+        at = f"{where}.{key}.{label}"
+        if not isinstance(settings, Mapping):
+            raise InputError(f"expected a mapping of sweep keys to values, got {short_repr(settings)}", where=at)
+        for inner in settings:
+            if str(inner).startswith("design."):
+                raise InputError("a design bundle cannot hold another bundle", where=f"{at}.{inner}")
+            check_key(str(inner), at)
+    return list(values)
+
+
+def expand(exp: Experiment, point: Mapping[str, Any]) -> dict[str, Any]:
+    """`point` with its design bundles' labels replaced by their settings; `passes` lists (of the
+    `passes` axis and of bundles, in key order) are concatenated."""
+    out: dict[str, Any] = {}
+    passes: list[Any] = []
+    for key, value in point.items():
+        settings = exp.sweep[key][value] if key.startswith("design.") else {key: value}
+        for k, v in settings.items():
+            if k == "passes":
+                passes += v if isinstance(v, list) else [v]
+            else:
+                out[k] = v
+    if passes or "passes" in point:
+        out["passes"] = passes
+    return out
 
 
 class Grid:
     """The design points of `exp.sweep`, never materialized: iterable, sized, indexable by ordinal."""
 
     def __init__(self, exp: Experiment, where: str = "sweep") -> None:
-        for key, values in exp.sweep.items():
-            if not (key.startswith(_PREFIXES) or key == "workload.model"):
-                example = suggest(key, ["arch.array.rows", "workload.options.resolution", "simulation.attention"])
-                raise InputError(
-                    f"unknown sweep key {short_repr(key)}{example}; keys start with {', '.join(PREFIXES)}", where=where
-                )
-            if not isinstance(values, list) or not values:
-                raise InputError(
-                    f"expected a non-empty list of values, got {short_repr(values)}", where=f"{where}.{key}"
-                )
         self.keys = tuple(exp.sweep)
-        self.values = tuple(exp.sweep.values())
+        self.values = tuple(sweep_values(exp, where).values())
         self.zip = exp.sweep_mode == "zip"
         lengths = [len(v) for v in self.values]
         if self.zip and len(set(lengths)) > 1:
@@ -145,10 +181,33 @@ def _ordinals(base: int, axes: list[int], strides: list[int], values: tuple[list
         yield base + sum(p * strides[i] for p, i in zip(picks, axes))
 
 
-def points(exp: Experiment, where: str = "sweep") -> Grid:
-    """The design points of `exp.sweep` (a lazy `Grid` of {dotted key: value}); the size limit
-    and the keys are checked here, before anything is expanded."""
-    return Grid(exp, where)
+def sweep_values(exp: Experiment, where: str, allow_ranges: bool = False) -> dict[str, Any]:
+    """Each sweep key's values (a bundle's labels; a range mapping where `allow_ranges`), checked."""
+    out: dict[str, Any] = {}
+    for key, values in exp.sweep.items():
+        check_key(key, where)
+        if key.startswith("design."):
+            out[key] = bundle_labels(key, values, where)
+        elif allow_ranges and isinstance(values, Mapping):
+            out[key] = search.axis(key, values, f"{where}.{key}")
+        elif not isinstance(values, list) or not values:
+            raise InputError(f"expected a non-empty list of values, got {short_repr(values)}", where=f"{where}.{key}")
+        else:
+            out[key] = values
+    return out
+
+
+def points(exp: Experiment, where: str = "sweep") -> Grid | search.PointList:
+    """The design points of `exp.sweep`: a lazy `Grid` of {dotted key: value} (search.mode grid),
+    or the sampled points (random, lhs); size limit and keys are checked before expanding."""
+    if exp.search.mode in ("grid", "optuna"):
+        return Grid(exp, where)
+    if exp.search.samples > exp.sweep_limit:
+        raise InputError(f"search.samples {exp.search.samples:,} exceeds sweep_limit {exp.sweep_limit:,}", where=where)
+    space = [v if isinstance(v, search.Axis) else search.Axis(k, tuple(v))
+             for k, v in sweep_values(exp, where, allow_ranges=True).items()]  # fmt: skip
+    drawn = search.sample(space, exp.search.samples, exp.search.mode, exp.search.seed)
+    return search.PointList(exp.sweep, drawn, lambda p: _text(_split(p)["workload"]))
 
 
 def variant(exp: Experiment, point: Mapping[str, Any]) -> Experiment:
@@ -156,11 +215,14 @@ def variant(exp: Experiment, point: Mapping[str, Any]) -> Experiment:
     arch_over = merge(exp.arch_overrides, _arch_overrides(point))
     options = dict(exp.workload.options)
     model = exp.workload.model
+    passes = list(exp.passes or [])
     sim_changes: dict[str, Any] = {}
     for key, value in point.items():
         if key.startswith("arch."):
             continue
-        if key.startswith("workload.options."):
+        if key == "passes":
+            passes += value if isinstance(value, list) else [value]
+        elif key.startswith("workload.options."):
             options[key.removeprefix("workload.options.")] = value
         elif key == "workload.model":
             model = value
@@ -168,7 +230,7 @@ def variant(exp: Experiment, point: Mapping[str, Any]) -> Experiment:
             sim_changes[key.removeprefix("simulation.")] = value
     workload = replace(exp.workload, model=model, options=options)
     simulation = from_mapping(SimulationSpec, {**asdict(exp.simulation), **sim_changes}, "simulation")
-    new = replace(exp, workload=workload, arch_overrides=arch_over, simulation=simulation, sweep={})
+    new = replace(exp, workload=workload, arch_overrides=arch_over, simulation=simulation, sweep={}, passes=passes)
     object.__setattr__(new, "base_dir", exp.base_dir)
     return new
 
@@ -211,7 +273,7 @@ class Resolver:
 
     def resolve(self, point: Mapping[str, Any]) -> Resolved:
         """The point's key, arch, workload and simulation options; `InputError` naming the point."""
-        parts = _split(point)
+        parts = _split(expand(self.exp, point))
         try:
             arch, arch_key = self._arch(parts["arch"])
             workload, workload_key = self._workload(parts["workload"])
@@ -235,7 +297,9 @@ class Resolver:
             raise unknown("model", model, registry())
         options = resolve_options(registry()[model], exp.workload.options)
         files = {k: _file_digest(exp.base_dir, v) for k, v in options.items() if k in FILE_OPTIONS}
-        return exp, digest({"model": model, "options": options, "files": files})
+        parse_passes(exp.passes, where="passes")
+        passes = {"passes": exp.passes} if exp.passes else {}
+        return exp, digest({"model": model, "options": options, "files": files, **passes})
 
     def _sim_of(self, settings: Mapping[str, Any]) -> SimulationSpec:
         return variant(self.exp, settings).simulation
@@ -243,7 +307,7 @@ class Resolver:
 
 def validate(exp: Experiment, source: str = "") -> tuple[Grid, Resolver]:
     """Check the sweep's size and every distinct setting set before anything runs."""
-    grid = Grid(exp, f"{source}: sweep" if source else "sweep")
+    grid = points(exp, f"{source}: sweep" if source else "sweep")
     resolver = Resolver(exp, source)
     for settings in grid.factors():
         resolver.resolve(settings)
@@ -258,21 +322,98 @@ def run_sweep(
     client: Any = None,
     progress: Callable[[str], None] = lambda _: None,
     fresh: bool = False,
+    bar: Callable[[int], Any] | None = None,
 ) -> pd.DataFrame:
-    """Run every point of `exp`'s sweep not yet in the store; return this grid's rows, in grid order."""
+    """Run every point of `exp`'s sweep not yet in the store; return this sweep's rows, in point
+    order, with `feasible` (and, given objectives, `pareto`) columns when the experiment has a
+    `search` section. `bar(total)`, if given, makes a progress bar (`sim.results.progress`)
+    used instead of the text lines sent to `progress`."""
+    where = f"{source}: search" if source else "search"
+    constraints = search.parse_constraints(exp.search.constraints, design_name(exp), f"{where}.constraints")
+    objectives = search.parse_objectives(exp.search.objectives, f"{where}.objectives")
+    if exp.search.mode == "optuna":
+        from .optimize import run_optuna
+
+        frame = run_optuna(exp, source, store_path, constraints, objectives, progress=progress, fresh=fresh, bar=bar)
+        return search.annotate(frame, constraints, objectives, where)
     grid, resolver = validate(exp, source)
+    if constraints.design:
+        total = len(grid)
+        grid = feasible_points(grid, resolver, constraints)
+        progress(f"{len(grid)} of {total} points meet the design constraints")
     with SweepStore(store_path, fresh=fresh) as store:
         store.register(resolver.resolve(p).key for p in grid)
         todo = _Ordinals(len(grid), store.missing())
         progress(_plan_text(len(grid), store.stored(), todo.count))
-        report = _progress_every(todo.count, progress)
-        for ordinal, key, summary in _results(_tasks(grid, resolver, todo), client):
-            store.add(key, grid.point(ordinal), summary)
-            report()
+        with _ticker(todo.count, progress, bar) as report:
+            for ordinal, key, summary in _results(_tasks(grid, resolver, todo), client):
+                store.add(key, grid.point(ordinal), summary)
+                report()
         frame = store.frame(grid.point)
     if len(frame) != len(grid):
         raise RuntimeError(f"sweep store {store_path} holds {len(frame)} of the sweep's {len(grid)} points")
+    if constraints.design or constraints.run or objectives:
+        frame = search.annotate(frame, constraints, objectives, where)
     return frame
+
+
+@contextlib.contextmanager
+def _ticker(total: int, progress: Callable[[str], None], bar: Callable[[int], Any] | None) -> Iterator[Callable[[], None]]:
+    """A per-point callback: a progress bar's update when `bar` is given, else periodic lines."""
+    if bar is None:
+        yield _progress_every(total, progress)
+        return
+    with bar(total) as b:
+        yield lambda: b.update(1)
+
+
+def design_name(exp: Experiment) -> Callable[[str], bool]:
+    """Whether a constraint name is known before a point runs: a design metric, an arch key, a swept key."""
+    swept = set(exp.sweep)
+    return lambda name: name in search.DESIGN_METRICS or name.startswith("arch.") or name in swept
+
+
+def design_row(exp: Experiment, point: Mapping[str, Any], resolved: Resolved, names: Iterable[str]) -> dict[str, Any]:
+    """What design-time constraints read for one point: its settings, design metrics, arch keys."""
+    row: dict[str, Any] = {**point, **design_metrics(resolved.arch, resolved.workload.passes or None)}
+    for name in names:
+        if name.startswith("arch.") and name not in row:
+            row[name] = arch_value(resolved.arch, name)
+    return row
+
+
+def arch_value(arch: Arch, name: str) -> Any:
+    """`arch.array.rows` -> arch.array.rows (dict fields by key); `InputError` for an unknown key."""
+    value: Any = arch
+    for part in name.split(".")[1:]:
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif hasattr(value, "__dataclass_fields__") and part in value.__dataclass_fields__:
+            value = getattr(value, part)
+        else:
+            raise InputError(f"unknown arch key '{name}' in a constraint", where="search.constraints")
+    return value
+
+
+def feasible_points(grid: Grid | search.PointList, resolver: Resolver, constraints: search.Constraints) -> search.PointList:
+    """The points of `grid` that meet every design-time constraint, in order."""
+    names = set().union(*(e.names for e in constraints.design))
+    kept: list[dict[str, Any]] = []
+    batch: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def flush() -> None:
+        frame = pd.DataFrame([row for _, row in batch])
+        mask = constraints.check(frame, "design", len(frame))
+        kept.extend(p for (p, _), ok in zip(batch, mask) if ok)
+        batch.clear()
+
+    for point in grid:
+        batch.append((point, design_row(resolver.exp, point, resolver.resolve(point), names)))
+        if len(batch) == CHUNK * 64:
+            flush()
+    if batch:
+        flush()
+    return search.PointList(resolver.exp.sweep, kept, lambda p: _text(_split(p)["workload"]))
 
 
 def _plan_text(total: int, stored: int, todo: int) -> str:
@@ -335,9 +476,16 @@ def _iter_task(task: Task, graphs: dict[str, Simulator]) -> Iterator[tuple[int, 
     if simulator is None:
         graphs.clear()
         simulator = graphs[task.workload_key] = Simulator(task.workload.build())
+    passes = {"passes": task.workload.passes} if task.workload.passes else {}
     for ordinal, key, arch, spec in task.items:
-        result = simulator.run(arch, attention=spec.attention, fuse_elementwise=spec.fuse_elementwise)
-        yield ordinal, key, result.summary()
+        result = simulator.run(arch, attention=spec.attention, fuse_elementwise=spec.fuse_elementwise, **passes)
+        yield ordinal, key, point_metrics(arch, task.workload.passes, result.summary())
+
+
+def point_metrics(arch: Arch, passes: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """A point's summary with its design and run metrics (area, SRAM, power, EDP, per-W, per-mm^2)."""
+    design = design_metrics(arch, passes)
+    return {**summary, **design, **run_metrics(summary, design["area_mm2"])}
 
 
 def _results(tasks: Iterable[Task], client: Any) -> Iterator[tuple[int, str, dict[str, Any]]]:

@@ -8,6 +8,7 @@ from workloads.ir import OpGraph, OpKind
 from workloads.registry import registry
 
 from ..arch import load_arch, presets
+from ..area import area
 from .result import Result
 
 
@@ -116,7 +117,11 @@ def archs_text() -> str:
     lines = []
     for name in sorted(presets()):
         arch = load_arch(name)
-        lines.append(f"{name:<10} {arch.description}\n{'':<10} source: {arch.source}")
+        a = area(arch)
+        lines.append(f"{name:<10} {arch.description}\n{'':<10} source: {arch.source}\n{'':<10} "
+                     f"modelled area {a.total_mm2:.0f} mm² at {a.node_nm:g} nm (arrays {a.arrays_mm2:.0f}, "
+                     f"SRAM {a.sram_mm2 + a.global_buffer_mm2:.0f}, vector {a.vector_mm2:.0f}, other {a.other_mm2:.0f}; "
+                     "sim/area, no DRAM PHYs)")  # fmt: skip
     return "\n".join(lines)
 
 
