@@ -123,6 +123,7 @@ def gpu_kernel(out, k, hw):
         out.dram_read_bytes = rd
         out.dram_write_bytes = wr
         out.cores_used = hw.cores
+        out.folds = hw.cores * hw.array_count  # every SM's arrays busy (per-core utilization is not modelled)
         return
     rd = k.words_in * wa * w
     wr = k.words_out * wc * w

@@ -355,7 +355,18 @@ def make_parser() -> argparse.ArgumentParser:
     plot.add_argument("--title", help="plot title")
     plot.add_argument("--out", help="PNG path (default KIND.png)")
     plot.set_defaults(fn=_cmd_plot)
+    calibrate = sub.add_parser(
+        "calibrate", add_help=False, help="measure a GPU with the microbenchmark suite (sim.calibrate; needs torch)"
+    )
+    calibrate.set_defaults(fn=_cmd_calibrate)
     return parser
+
+
+def _cmd_calibrate(_args: argparse.Namespace, extra: Sequence[str], _out: Output) -> int:
+    """`ttvsim calibrate ARGS` = `python -m sim.calibrate ARGS` (`--out DIR`, `--help`)."""
+    from ..calibrate import main as calibrate
+
+    return calibrate(list(extra))
 
 
 def _internal_error(exc: BaseException) -> int:

@@ -25,6 +25,7 @@ from ..arch.schema import doc, from_mapping, read_yaml
 from ..engine import simulate
 from ..lower import ATTENTION_MODES
 from ..results import Result
+from ..runtime import RuntimeConfig
 from .search import SearchSpec, parse_expression, parse_objectives
 
 FILE_OPTIONS = ("path", "config")  # model options naming files
@@ -53,6 +54,10 @@ class Experiment:
     simulation: SimulationSpec = field(default_factory=SimulationSpec, metadata=doc("simulation options"))
     passes: Any = field(
         default_factory=list, metadata=doc("graph passes applied in order: a list of {name: ..., options} (see README)")
+    )
+    runtime: Any = field(
+        default=None,
+        metadata=doc("GPU software-stack model (sim.runtime): a mode name or {mode, conv_layout, attention_kernel}"),
     )
     description: str = field(default="", metadata=doc("free text"))
     sweep: dict[str, Any] = field(
@@ -99,7 +104,7 @@ class Experiment:
         graph = self.build(source)
         return simulate(
             graph, arch, attention=attention or self.simulation.attention,
-            fuse_elementwise=self.simulation.fuse_elementwise, passes=self.passes,
+            fuse_elementwise=self.simulation.fuse_elementwise, passes=self.passes, runtime=self.runtime,
         )  # fmt: skip
 
 
@@ -113,6 +118,7 @@ def load_experiment(path: str | Path) -> Experiment:
     check_name(exp.name, f"{path}: name")
     _check_file_options(exp.workload.options, f"{path}: workload.options")
     parse_passes(exp.passes, where=f"{path}: passes")
+    RuntimeConfig.parse(exp.runtime, where=f"{path}: runtime")
     _check_search(exp, f"{path}: search")
     object.__setattr__(exp, "base_dir", path.resolve().parent)
     return exp
