@@ -7,7 +7,7 @@ denoising steps included), so column sums are pipeline totals; `cycles_per_call`
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -189,8 +189,9 @@ class Result:
             "by_step": {k: float(v) for k, v in zip(self.steps["step"], self.steps["time_s"])},
         }
 
-    def write(self, out_dir: str | Path) -> list[Path]:
-        """Write ops.csv, kernels.csv, by_class.csv, by_stage.csv, cores.csv, steps.csv and summary.json."""
+    def write(self, out_dir: str | Path, meta: Mapping[str, Any] | None = None) -> list[Path]:
+        """Write ops.csv, kernels.csv, by_class.csv, by_stage.csv, cores.csv, steps.csv and
+        summary.json (with `meta` -- what was run, by which ttvsim -- under "run")."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "ops.csv", out / "by_class.csv", out / "by_stage.csv", out / "summary.json"]
@@ -201,7 +202,8 @@ class Result:
         self.ops.to_csv(paths[0], index=False)
         self.by("op_class").rename("time_s").to_csv(paths[1])
         self.by("stage").rename("time_s").to_csv(paths[2])
-        paths[3].write_text(json.dumps(self.summary(), indent=2) + "\n")
+        summary = {"run": dict(meta), **self.summary()} if meta else self.summary()
+        paths[3].write_text(json.dumps(summary, indent=2, default=str) + "\n")
         return paths
 
 
