@@ -19,7 +19,10 @@ sys.path.insert(0, str(HERE.parent))
 import sim  # noqa: E402
 from workloads.errors import InputError  # noqa: E402
 
-STUDIES = ("breakdown", "flash", "seqlen", "temporal", "image_size", "decode_idle", "levers")
+STUDIES = (
+    "breakdown", "flash", "seqlen", "temporal", "image_size", "decode_idle", "cho_sd21", "sparsity", "approximation",
+    "levers",
+)
 
 
 def run(names: list[str], arch_name: str, small: bool, out: Path) -> list[Path]:

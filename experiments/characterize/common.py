@@ -40,12 +40,13 @@ class Study:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)  # file stem -> matplotlib Figure
     notes: list[str] = field(default_factory=list)
+    paper: str = PAPER
 
     def write(self, out_dir: str | Path) -> Path:
         """Write `<name>.md`, `<name>_<table>.csv` and `<name>_<figure>.png` into `out_dir`."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        lines = [f"# {self.title}", "", f"Arch preset: `{self.arch}`. Paper: {PAPER}.", ""]
+        lines = [f"# {self.title}", "", f"Arch preset: `{self.arch}`. Paper: {self.paper}.", ""]
         lines += ["| claim | paper | ttvsim | agrees |", "|---|---|---|---|"]
         for c in self.claims:
             verdict = {True: "yes", False: "**no**", None: "n/a"}[c.agrees]
@@ -104,8 +105,9 @@ def pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
-def figure(width: float = 7.0, height: float = 4.0):
-    """A new matplotlib figure and axes on the Agg backend (no display needed)."""
+def figure(width: float = 7.0, height: float = 4.0, nrows: int = 1, ncols: int = 1, **kwargs: Any):
+    """A new matplotlib figure and axes on the Agg backend (no display needed); with several
+    rows or columns, an array of axes (`plt.subplots`)."""
     try:
         import matplotlib
     except ImportError:
@@ -114,8 +116,18 @@ def figure(width: float = 7.0, height: float = 4.0):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(width, height))
+    fig, ax = plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
     return fig, ax
+
+
+def costs(result: sim.Result) -> dict[str, float]:
+    """Latency, energy and DRAM traffic of a run."""
+    o = result.ops
+    return {
+        "latency_s": result.latency_s,
+        "energy_j": float(o["energy_j"].sum()),
+        "dram_bytes": float((o["dram_read_bytes"] + o["dram_write_bytes"]).sum()),
+    }
 
 
 def class_frame(results: Mapping[str, sim.Result]) -> pd.DataFrame:
