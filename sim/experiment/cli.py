@@ -256,8 +256,8 @@ def _cmd_results(args: argparse.Namespace, extra: Sequence[str], out: Output) ->
             raise InputError(f"--where: no column '{missing[0]}' (see the columns with --columns list)")
         frame = frame[np.broadcast_to(np.asarray(expression.evaluate(frame), dtype=bool), (len(frame),))]
     if args.sort:
-        _need_columns(frame, [args.sort.removeprefix("-")], "--sort")
-        frame = frame.sort_values(args.sort.removeprefix("-"), ascending=not args.sort.startswith("-"))
+        _need_columns(frame, [args.sort], "--sort")
+        frame = frame.sort_values(args.sort, ascending=not args.desc)
     if args.columns == "list":
         out.say("\n".join(str(c) for c in frame.columns))
         return EXIT_OK
@@ -337,7 +337,8 @@ def make_parser() -> argparse.ArgumentParser:
     results = sub.add_parser("results", help="list, filter and export the points of a sweep store")
     results.add_argument("dir", help="a sweep's output folder (with sweep.sqlite) or the .sqlite file")
     results.add_argument("--where", action="append", metavar="EXPR", help="keep rows where EXPR holds, e.g. 'area_mm2 <= 400' (repeatable)")
-    results.add_argument("--sort", metavar="COLUMN", help="sort by COLUMN (-COLUMN: descending)")
+    results.add_argument("--sort", metavar="COLUMN", help="sort by COLUMN (ascending; --desc: descending)")
+    results.add_argument("--desc", action="store_true", help="sort descending")
     results.add_argument("--columns", metavar="A,B,...", help="columns to keep ('list': print the column names)")
     results.add_argument("--top", type=_workers, help="print only the first N rows")
     results.add_argument("--expand", action="store_true", help="spread by_class/by_stage/... JSON into numeric columns")

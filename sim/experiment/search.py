@@ -232,7 +232,7 @@ def _dotted(node: ast.AST) -> str | None:
 def _check(node: ast.AST, names: set[str], where: str) -> None:
     if isinstance(node, (ast.Name, ast.Attribute)):
         name = _dotted(node)
-        if name is None or name in _FUNCTIONS:
+        if name is None or name in _FUNCTIONS or any(part.startswith("_") for part in name.split(".")):
             raise InputError(f"'{ast.unparse(node)[:60]}' is not a design key or metric", where=where)
         names.add(name)
         return
