@@ -30,7 +30,10 @@ def check_graph(graph: Any) -> Any:
 
     if not isinstance(graph, OpGraph):
         raise InputError(f"graph must be an OpGraph from workloads.build(...), got {_kind(graph)}")
-    return check_counts(graph, where=f"graph '{graph.name}'")
+    return graph.memo(check_counts, lambda: check_counts(graph, where=f"graph '{graph.name}'"))
+
+
+CHECKED = "_checked"  # set on an Arch instance once its values passed the schema
 
 
 def check_arch(arch: Any) -> Any:
@@ -40,7 +43,9 @@ def check_arch(arch: Any) -> Any:
 
     if not isinstance(arch, Arch):
         raise InputError(f"arch must be an Arch from sim.load_arch(...), got {_kind(arch)}")
-    from_mapping(Arch, _plain(arch), f"arch '{short_str(arch.name)}':")
+    if not getattr(arch, CHECKED, False):  # load_arch's archs are checked; a replace()d one is not
+        from_mapping(Arch, _plain(arch), f"arch '{short_str(arch.name)}':")
+        object.__setattr__(arch, CHECKED, True)
     return arch
 
 

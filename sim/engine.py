@@ -18,23 +18,34 @@ from workloads.passes import apply_passes
 
 from .arch import Arch
 from .checks import check_simulate
-from .cost import KERNEL, METRIC, evaluate, hardware_record
+from .cost import METRIC, evaluate, hardware_record
 from .lower import ATTENTION_MODES, Kernels, lower
 from .results import Result
+from .results.prepared import Prepared
 from .runtime import RuntimeConfig, expand, host_model
 
 Passes = Sequence[Mapping[str, Any]]
 
 
-def evaluate_kernels(kernels: Kernels, arch: Arch) -> np.ndarray:
+def evaluate_kernels(kernels: Kernels | Prepared, arch: Arch) -> np.ndarray:
     """Metric records (`sim.cost.METRIC`) of every kernel; identical kernels evaluated once."""
-    records = kernels.records()
-    if len(records) == 0:
+    prep = kernels if isinstance(kernels, Prepared) else Prepared(None, kernels)  # type: ignore[arg-type]
+    unique, inverse = prep.unique
+    if len(unique) == 0:
         return np.zeros(0, dtype=METRIC)
-    matrix = records.view(np.int64).reshape(len(records), -1)
-    unique, inverse = np.unique(matrix, axis=0, return_inverse=True)
-    metrics = evaluate(np.ascontiguousarray(unique).view(KERNEL).reshape(-1), hardware_record(arch))
-    return metrics[inverse.reshape(-1)]
+    metrics = evaluate(unique, _record(arch))
+    # gather rows as a plain float matrix (every metric is float64): much faster than records
+    rows = metrics.view(np.float64).reshape(len(metrics), -1)[inverse]
+    return rows.view(METRIC).reshape(-1)
+
+
+def _record(arch: Arch) -> np.void:
+    """The arch's hardware record, built once per Arch instance (an Arch is immutable)."""
+    record = arch.__dict__.get("_hardware_record")
+    if record is None:
+        record = hardware_record(arch)
+        object.__setattr__(arch, "_hardware_record", record)
+    return record
 
 
 def _passes_with(passes: Passes | None, fuse_elementwise: bool) -> list[Mapping[str, Any]]:
@@ -52,7 +63,13 @@ class Simulator:
     def __init__(self, graph: OpGraph) -> None:
         self.graph = graph
         self._graphs: dict[str, OpGraph] = {}
-        self._lowered: dict[tuple[str, str, tuple[int, int]], Kernels] = {}
+        self._lowered: dict[tuple, Prepared] = {}
+
+    @classmethod
+    def of(cls, graph: OpGraph) -> Simulator:
+        """The simulator of `graph`, kept with the graph: repeated `simulate` calls on one graph
+        lower it once."""
+        return graph.memo(cls, lambda: cls(graph))
 
     def transformed(self, passes: Passes | None = None) -> OpGraph:
         """The graph after `passes` (cached per pass list)."""
@@ -75,14 +92,11 @@ class Simulator:
         key = (json.dumps(passes, sort_keys=True, default=str), attention, tile, config)
         if key not in self._lowered:
             stack = None if config is None else lambda op, kernels, g: expand(op, kernels, g, config)
-            self._lowered[key] = lower(graph, attention, tile=tile, expand=stack)
-        kernels = self._lowered[key]
-        metrics = evaluate_kernels(kernels, arch)
-        host = None
-        if config is not None:
-            launches = np.bincount(kernels.cols["op"], weights=kernels.cols["launches"], minlength=len(graph.ops()))
-            host = host_model(graph.ops(), launches, arch.gpu, config)
-        return Result.assemble(graph, kernels, metrics, arch, attention, fuse_elementwise, passes, host=host)
+            self._lowered[key] = Prepared(graph, lower(graph, attention, tile=tile, expand=stack))
+        prep = self._lowered[key]
+        metrics = evaluate_kernels(prep, arch)
+        host = None if config is None else host_model(prep.ops, prep.launches, arch.gpu, config)
+        return Result.assemble(prep, metrics, arch, attention, fuse_elementwise, passes, host=host)
 
 
 def _runtime(runtime: Any, arch: Arch) -> RuntimeConfig | None:
@@ -116,6 +130,6 @@ def simulate(
     `mode`, `conv_layout` ('nchw', 'channels_last') and `attention_kernel`. None: no model.
     """
     check_simulate(graph, arch, attention, fuse_elementwise)
-    return Simulator(graph).run(
+    return Simulator.of(graph).run(
         arch, attention=attention, fuse_elementwise=fuse_elementwise, passes=passes, runtime=runtime
     )

@@ -26,6 +26,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -220,6 +221,22 @@ class PlanStep:
     ops: tuple[int, ...]
 
 
+class StepPlan(tuple):
+    """A step plan: a tuple of `PlanStep`s, with its occurrence arrays computed once."""
+
+    @cached_property
+    def occurrences(self) -> tuple[Any, Any, Any]:
+        """(plan entry of each op occurrence, op index of each occurrence, index of each entry's
+        first occurrence), as int64 numpy arrays, in execution order."""
+        import numpy as np
+
+        sizes = np.array([len(p.ops) for p in self], dtype=np.int64)
+        entry = np.repeat(np.arange(len(self), dtype=np.int64), sizes)
+        op = np.fromiter((i for p in self for i in p.ops), dtype=np.int64, count=int(sizes.sum()))
+        firsts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64) if len(self) else sizes
+        return entry, op, firsts
+
+
 class OpGraph:
     """A model as a DAG of `Op`s. Nodes are op names; edges are tensors flowing between ops."""
 
@@ -231,6 +248,7 @@ class OpGraph:
             graph = nx.DiGraph()
         self.graph = graph
         self._order: list[Op] | None = None
+        self._memo: dict[Any, Any] = {}
 
     # -- construction ------------------------------------------------------------------
     def add(self, op: Op, deps: tuple[str, ...] = ()) -> None:
@@ -243,6 +261,7 @@ class OpGraph:
                 raise ValueError(f"op {op.name!r} depends on unknown op {dep!r}")
             self.graph.add_edge(dep, op.name)
         self._order = None
+        self._memo.clear()
 
     def extend(self, other: OpGraph, *, after: tuple[str, ...] = (), **changes: Any) -> None:
         """Append all ops of `other`, applying `changes` (e.g. repeat, steps, stage) to each op.
@@ -296,10 +315,20 @@ class OpGraph:
         """Names of ops nothing depends on (the graph's outputs)."""
         return tuple(n for n in self.graph.nodes if self.graph.out_degree(n) == 0)
 
-    def step_plan(self) -> list[PlanStep]:
+    def memo(self, key: Any, factory: Any) -> Any:
+        """`factory()` computed once per graph state (cleared when an op is added): derived,
+        hardware-independent data such as the step plan or a lowering."""
+        if key not in self._memo:
+            self._memo[key] = factory()
+        return self._memo[key]
+
+    def step_plan(self) -> StepPlan:
         """The pipeline's steps in execution order: for each stage (in order of first op), its
         ops that run once, then one entry per loop step (`stage:step<i>`). Every op appears in
         the entries of the steps it runs in; identical steps share ops (evaluated once)."""
+        return self.memo("step_plan", self._step_plan)
+
+    def _step_plan(self) -> StepPlan:
         stages: dict[str, tuple[list[int], dict[int, list[int]]]] = {}
         for i, op in enumerate(self.ops()):
             once, loop = stages.setdefault(op.stage, ([], {}))
@@ -313,7 +342,7 @@ class OpGraph:
             if once:
                 plan.append(PlanStep(stage, stage, None, tuple(once)))
             plan += [PlanStep(f"{stage}:step{s}", stage, s, tuple(loop[s])) for s in sorted(loop)]
-        return plan
+        return StepPlan(plan)
 
     def total_params(self) -> int:
         """Parameters of the model (each op counted once, whatever its repeat)."""

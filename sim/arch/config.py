@@ -20,7 +20,7 @@ from typing import Any
 from workloads.errors import InputError, unknown
 from workloads.ir import COMPUTE_DTYPES
 
-from ..checks import check_load_arch
+from ..checks import CHECKED, check_load_arch
 from ..energy import EnergyTable, load_table
 from .gpu import GpuConfig
 from .schema import child, doc, from_mapping, read_yaml
@@ -262,6 +262,7 @@ def load_arch(
         arch.energy_table()
     except InputError as exc:
         raise InputError(str(exc), where=child(where, "energy")) from None
+    object.__setattr__(arch, CHECKED, True)
     return arch
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from workloads.ir import PlanStep
 
-from .serial import Schedule
+from .serial import Schedule, occurrences
 
 
 def queued(
@@ -23,9 +23,7 @@ def queued(
 ) -> Schedule:
     """One occurrence per (plan entry, op) in plan order; per-op, per-call arrays. `extra_s` is
     device idle a pass attaches to an op (a cache lookup) before it starts."""
-    sizes = [len(p.ops) for p in plan]
-    entry = np.repeat(np.arange(len(plan)), sizes)
-    op = np.concatenate([np.asarray(p.ops, dtype=np.int64) for p in plan]) if plan else np.zeros(0, np.int64)
+    entry, op, _ = occurrences(plan)
     idle = np.zeros(len(op))
     end = np.zeros(len(op))
     host = device = 0.0

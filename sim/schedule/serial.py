@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workloads.ir import PlanStep
+from workloads.ir import PlanStep, StepPlan
 
 
 @dataclass(frozen=True)
@@ -35,19 +35,22 @@ class Schedule:
         return first, last
 
 
+def occurrences(plan: Sequence[PlanStep]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(entry, op, first occurrence of each entry) of a plan (`StepPlan.occurrences`, cached)."""
+    return plan.occurrences if isinstance(plan, StepPlan) else StepPlan(plan).occurrences
+
+
 def serial(
     plan: Sequence[PlanStep], busy_s: np.ndarray, launch_s: np.ndarray, entry_launch_s: float = 0.0
 ) -> Schedule:
     """One occurrence per (plan entry, op) in plan order. `busy_s` and `launch_s` are per op
     and per call (launch: the host gap the device waits before the op's kernels);
     `entry_launch_s` is a gap before each plan entry's first op (one captured-graph replay)."""
-    sizes = [len(p.ops) for p in plan]
-    entry = np.repeat(np.arange(len(plan)), sizes)
-    op = np.concatenate([np.asarray(p.ops, dtype=np.int64) for p in plan]) if plan else np.zeros(0, np.int64)
+    entry, op, firsts = occurrences(plan)
     idle = launch_s[op]
     if entry_launch_s and len(op):
         idle = idle.copy()
-        idle[np.cumsum([0, *sizes[:-1]])] += entry_launch_s
+        idle[firsts] += entry_launch_s
     end = np.cumsum(idle + busy_s[op])
     start = np.concatenate(([0.0], end[:-1]))
     return Schedule(entry, op, idle, start, end)
