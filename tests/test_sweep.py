@@ -200,3 +200,24 @@ def test_file_options_are_part_of_the_key(tmp_path):
     messages = []
     after = sweep.run_sweep(load(tmp_path, text), "t.yaml", store, progress=messages.append)
     assert "0 already stored, 1 to run" in messages[0] and after["macs"][0] == 64 * before["macs"][0]
+
+
+def test_process_pool_sweep_gives_the_serial_rows(tmp_path):
+    """`--jobs 2` (a forked process pool over chunks of points) stores exactly the serial rows."""
+    text = """\
+name: pool
+workload: {model: sd15_unet, options: {resolution: 256}}
+arch: os128
+sweep:
+  arch.dram.bandwidth_gbs: [128, 256, 512, 1024]
+  arch.frequency_mhz: [500, 1000, 1500]
+  arch.vector.lanes: [64, 128]
+"""
+    exp = tmp_path / "pool.yaml"
+    exp.write_text(text)
+    frames = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        assert main(["run", str(exp), "--out", str(out), "--jobs", jobs]) == 0
+        frames.append((out / "sweep.csv").read_text())
+    assert frames[0] == frames[1]

@@ -23,7 +23,7 @@ from workloads.ir import COMPUTE_DTYPES
 from ..checks import CHECKED, check_load_arch
 from ..energy import EnergyTable, load_table
 from .gpu import GpuConfig
-from .schema import child, doc, from_mapping, read_yaml
+from .schema import child, doc, from_mapping, read_yaml, replace_checked
 from .sparsity import SparsityConfig
 
 VECTOR_CLASSES = ("norm", "softmax", "activation", "elementwise", "resample", "embedding")
@@ -246,6 +246,10 @@ def load_arch(
     if isinstance(source, Arch):
         if not overrides:
             return source
+        if getattr(source, CHECKED, False):  # sweeps: convert and check only what changes
+            arch = replace_checked(source, overrides, where)
+            if arch is not None:
+                return _checked(arch, where)
         source = _as_dict(source)
     if isinstance(source, Mapping):
         data = dict(source)
@@ -256,7 +260,11 @@ def load_arch(
         data.setdefault("name", path.stem)
     if overrides:
         data = merge(data, overrides)
-    arch = from_mapping(Arch, data, where)
+    return _checked(from_mapping(Arch, data, where), where)
+
+
+def _checked(arch: Arch, where: str) -> Arch:
+    """`arch` after the checks that span fields (tiles fit, energy table loads), marked checked."""
     _check_tiles(arch, where)
     try:
         arch.energy_table()

@@ -19,6 +19,7 @@ are refused.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -159,12 +160,40 @@ def child(where: str, key: object) -> str:
     return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
 
 
+@functools.cache
+def _fields(cls: type) -> tuple[dict[str, dataclasses.Field], dict[str, Any]]:
+    """The init fields and resolved type hints of a config class (resolved once: slow)."""
+    return {f.name: f for f in dataclasses.fields(cls) if f.init}, typing.get_type_hints(cls)
+
+
+def replace_checked(obj: T, changes: Mapping[str, Any], where: str) -> T | None:
+    """`obj` (an already validated config) with nested `changes` applied, converting and checking
+    only the changed values -- as `from_mapping` would, mappings merged into mapping fields.
+    None when a change names an unknown key: the caller takes the full path for its error."""
+    fields, hints = _fields(type(obj))
+    values = {}
+    for key, value in changes.items():
+        if key not in fields:
+            return None
+        at = f"{where} {key}" if where.endswith(":") else f"{where}.{key}" if where else key
+        hint, old = hints[key], getattr(obj, key)
+        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+            new = replace_checked(old, value, at)
+            if new is None:
+                return None
+            values[key] = new
+        else:
+            if typing.get_origin(hint) in (dict, Mapping) and isinstance(value, Mapping) and isinstance(old, Mapping):
+                value = {**old, **value}
+            values[key] = _convert(hint, value, fields[key].metadata, at)
+    return dataclasses.replace(obj, **values)  # type: ignore[type-var]
+
+
 def from_mapping(cls: type[T], data: Any, where: str) -> T:
     """Build dataclass `cls` from `data`, validating keys, types and ranges."""
     if not isinstance(data, Mapping):
         raise InputError(f"expected a mapping, got {type(data).__name__} {short_repr(data)}", where=where)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    hints = typing.get_type_hints(cls)
+    fields, hints = _fields(cls)
     for key in data:
         if key not in fields:
             raise InputError(
@@ -173,7 +202,7 @@ def from_mapping(cls: type[T], data: Any, where: str) -> T:
             )
     values = {}
     for name, f in fields.items():
-        key_where = child(where, name)
+        key_where = f"{where} {name}" if where.endswith(":") else f"{where}.{name}" if where else name
         if name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise InputError(f"missing required key ({f.metadata.get('help', '')})", where=key_where)

@@ -14,6 +14,7 @@ reports for a process killed by SIGPIPE).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import math
 import os
 import sys
@@ -188,7 +189,7 @@ def _cmd_run(args: argparse.Namespace, extra: Sequence[str], out: Output) -> int
 
 
 def _sweep(exp: Any, source: str, folder: Path, args: argparse.Namespace, out: Output) -> int:
-    from .sweep import dask_client, run_sweep
+    from .sweep import dask_client, process_pool, run_sweep
 
     if args.attention:
         raise InputError("--attention applies to single runs; sweep `simulation.attention` instead")
@@ -196,14 +197,18 @@ def _sweep(exp: Any, source: str, folder: Path, args: argparse.Namespace, out: O
 
     if args.dask and exp.search.mode == "optuna":
         raise InputError("--dask does not apply to search mode 'optuna' (trials run one after another)", where=source)
-    client = dask_client(args.dask, args.workers) if args.dask else None
+    if args.dask and args.jobs > 1:
+        raise InputError("--jobs runs a local process pool; with --dask, size the cluster with --workers")
+    client = dask_client(args.dask, args.workers) if args.dask else process_pool(args.jobs) if args.jobs > 1 else None
     bar = bar_factory("points", "sweep")
     try:
         frame = run_sweep(
             exp, source, folder / "sweep.sqlite", client=client, progress=out.say, fresh=args.fresh, bar=bar
         )
     finally:
-        if client is not None:
+        if isinstance(client, concurrent.futures.Executor):
+            client.shutdown(wait=True, cancel_futures=True)
+        elif client is not None:
             client.close()
     try:
         frame.to_csv(folder / "sweep.csv", index=False)
@@ -321,6 +326,10 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--dask", metavar="ADDRESS", help="run a sweep on a Dask scheduler ('local': a local cluster)")
     run.add_argument("--workers", type=_workers, default=2, help="workers of a local Dask cluster (default 2)")
     run.add_argument("--fresh", action="store_true", help="discard the sweep store (DIR/sweep.sqlite) and start anew")
+    run.add_argument(
+        "--jobs", type=_workers, default=1,
+        help="worker processes of a local sweep (default 1; e.g. --jobs 2 on two cores)",
+    )  # fmt: skip
     run.set_defaults(fn=_cmd_run)
     describe = sub.add_parser(
         "describe", help="params, FLOPs, op counts and attention profile of a model", epilog="model options: --KEY VALUE"

@@ -37,11 +37,13 @@ of one workload run on the workers (each worker keeps its last workload's graph)
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import itertools
 import json
 import math
+import multiprocessing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -288,7 +290,7 @@ class Resolver:
     def _arch_of(self, settings: Mapping[str, Any]) -> tuple[Arch, str]:
         overrides = _arch_overrides(settings)
         arch = load_arch(self.base, overrides) if overrides else self.base
-        return arch, digest(asdict(arch))
+        return arch, arch_digest(arch)
 
     def _workload_of(self, settings: Mapping[str, Any]) -> tuple[Experiment, str]:
         exp = variant(self.exp, settings)
@@ -303,6 +305,12 @@ class Resolver:
 
     def _sim_of(self, settings: Mapping[str, Any]) -> SimulationSpec:
         return variant(self.exp, settings).simulation
+
+
+def arch_digest(arch: Arch) -> str:
+    """A digest of every value of a resolved arch: its dataclass repr (exact floats, every
+    nested field), far cheaper than hashing `asdict` (which deep-copies)."""
+    return hashlib.sha256(repr(arch).encode()).hexdigest()[:32]
 
 
 def validate(exp: Experiment, source: str = "") -> tuple[Grid, Resolver]:
@@ -495,6 +503,15 @@ def _results(tasks: Iterable[Task], client: Any) -> Iterator[tuple[int, str, dic
         for task in tasks:
             yield from _iter_task(task, graphs)
         return
+    if isinstance(client, concurrent.futures.Executor):  # a local process pool (`--jobs`)
+        tasks = iter(tasks)
+        pending = {client.submit(run_task, t) for t in itertools.islice(tasks, WINDOW)}
+        while pending:
+            done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                yield from future.result()
+                pending.update(client.submit(run_task, t) for t in itertools.islice(tasks, 1))
+        return
     from distributed import as_completed
 
     tasks = iter(tasks)
@@ -516,6 +533,17 @@ class _Ordinals:
 
     def __contains__(self, ordinal: int) -> bool:
         return bool(self.bits[ordinal >> 3] >> (ordinal & 7) & 1)
+
+
+def process_pool(jobs: int) -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of `jobs` worker processes for a sweep's tasks. Workers are forked where the
+    platform allows, so they start with the parent's imports and compiled cost models; each
+    lowers a workload once (`_WORKER_GRAPHS`). Close it with `shutdown(cancel_futures=True)`."""
+    if jobs <= 0:
+        raise InputError(f"--jobs must be positive, got {jobs}")
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context)
 
 
 def dask_client(address: str, workers: int = 2) -> Any:
