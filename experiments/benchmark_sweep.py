@@ -1,0 +1,94 @@
+"""Benchmark: design points per minute through the sweep runner, serial and with `--jobs`.
+
+An arch-only grid over the full SD 1.5 pipeline (text encoder + 50 CFG steps + VAE decode) on
+`os128`: DRAM bandwidth x ifmap SRAM x clock x vector lanes (x array rows for larger sizes).
+Each size runs with `--jobs 1` and `--jobs N` into fresh stores; rows must be identical.
+
+    python experiments/benchmark_sweep.py [--points 20000] [--jobs 2]
+
+A measurement, not a test: numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+AXES = {
+    "arch.dram.bandwidth_gbs": [64 * i for i in range(1, 65)],
+    "arch.sram.ifmap_kb": [256, 512, 1024, 2048, 4096],
+    "arch.frequency_mhz": [500 + 50 * i for i in range(25)],
+    "arch.vector.lanes": [64, 128, 256, 512],
+    "arch.array.rows": [64, 128],
+}
+
+
+def grid(points: int) -> dict[str, list]:
+    """The first axes' values, trimmed so the grid has about `points` points."""
+    out: dict[str, list] = {}
+    for key, values in AXES.items():
+        size = len(list(itertools.product(*out.values()))) if out else 1
+        need = max(1, -(-points // size))
+        out[key] = values[: min(len(values), need)]
+        if size * len(out[key]) >= points:
+            break
+    return out
+
+
+def run(points: int, jobs: int, folder: Path) -> tuple[float, int, str]:
+    """(seconds, points, sweep.csv text) of one fresh sweep in a new process."""
+    exp = {
+        "name": f"bench_{points}_{jobs}",
+        "workload": {"model": "sd15", "options": {"resolution": 512, "steps": 50, "cfg": True}},
+        "arch": "os128",
+        "sweep": grid(points),
+    }
+    path = folder / f"{exp['name']}.yaml"
+    path.write_text(yaml.safe_dump(exp))
+    out = folder / exp["name"]
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "sim", "run", str(path), "--out", str(out), "--fresh", "--jobs", str(jobs)],
+                   check=True, capture_output=True, cwd=HERE.parent)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    csv = (out / "sweep.csv").read_text()
+    return seconds, csv.count("\n") - 1, csv
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=20000)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--out", default=str(HERE / "out" / "benchmark_sweep.md"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        serial_s, n, serial_csv = run(args.points, 1, Path(tmp))
+        pool_s, _, pool_csv = run(args.points, args.jobs, Path(tmp))
+    lines = [
+        f"# ttvsim sweep throughput: {n} arch points of the full SD 1.5 pipeline on os128",
+        "",
+        f"Machine: {os.cpu_count()} cores. Command: `python experiments/benchmark_sweep.py --points {args.points} --jobs {args.jobs}`.",
+        "",
+        "| jobs | wall s (new process, incl. start-up, store, CSV) | points per minute |",
+        "|---|---|---|",
+        f"| 1 | {serial_s:.1f} | {60 * n / serial_s:,.0f} |",
+        f"| {args.jobs} | {pool_s:.1f} | {60 * n / pool_s:,.0f} |",
+        "",
+        f"Speed-up with {args.jobs} jobs: {serial_s / pool_s:.2f}x. Rows identical: {serial_csv == pool_csv}.",
+    ]
+    text = "\n".join(lines) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
