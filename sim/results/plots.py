@@ -184,6 +184,10 @@ def roofline_plot(result: Any, path: str | Path, *, title: str = "") -> Path:
         label=f"roof: {peak / 1e12:.1f} TFLOP/s, {arch.dram.bandwidth_gbs:g} GB/s",
     )
     ax.axvline(peak / bw, color="k", ls=":", lw=0.8)
+    for dtype, rate in sorted(arch.array.throughput.items()):
+        if rate > 1:  # faster compute types have their own, higher compute roof
+            ax.plot(span, np.minimum(peak * rate, bw * span), "k--", lw=1.0,
+                    label=f"{dtype} roof: {peak * rate / 1e12:.1f} TFLOP/s")  # fmt: skip
     classes = ops.loc[keep, "op_class"]
     for i, c in enumerate(sorted(classes.unique())):
         sel = classes == c
