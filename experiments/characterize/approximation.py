@@ -82,7 +82,8 @@ def techniques(arch: sim.Arch) -> dict[str, list[dict[str, Any]]]:
         out["approx nonlinear"] = [{"name": "approx_nonlinear", "softmax": "lut", "activation": "piecewise",
                                     "norm": "single_pass"}]  # fmt: skip
     out["steps 25 + deepcache 3"] = [{"name": "steps", "steps": 25}, dc3]
-    out["int8 + deepcache 3 + token_merge 0.5"] = [*out.get("int8 conv+linear", []), dc3, tome5]
+    if "int8 conv+linear" in out:
+        out["int8 + deepcache 3 + token_merge 0.5"] = [*out["int8 conv+linear"], dc3, tome5]
     out["deepcache 3 + token_merge 0.5"] = [dc3, tome5]
     out["NIRVANA + deepcache 3"] = [{"name": "skip_steps", "k": _normalize(nirvana_k())}, dc3]
     return out
