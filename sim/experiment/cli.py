@@ -318,7 +318,7 @@ def _cmd_plot(args: argparse.Namespace, extra: Sequence[str], out: Output) -> in
 def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ttvsim", description="Cycle-approximate accelerator simulator for text-to-image/video models.")
     parser.add_argument("--version", action=_VersionAction, help="print the version and code digest, then exit")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,describe,models,archs,results,plot}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,describe,serve,models,archs,results,plot,calibrate}")
     run = sub.add_parser("run", help="simulate an experiment YAML and write its tables")
     run.add_argument("experiment", help="experiment YAML (e.g. experiments/sd15_quickstart.yaml)")
     run.add_argument("--out", help="output folder (default: ttvsim-out/<experiment name>)")
