@@ -19,6 +19,8 @@ Action counts (bytes per memory level, MACs) are per kernel call, in the metric 
 
 from __future__ import annotations
 
+import math
+
 from numba import njit
 
 from .sparse import CSR, condensed, density, format_bits, skip_stream
@@ -67,12 +69,15 @@ def gemm(out, k, hw):
     s = _sparse_plan(k, hw, kk, wa, wb, wc)
     kf, work, issued, a_fmt, b_fmt, c_fmt, gather = s[0], s[1], s[2], s[3], s[4], s[5], s[6]
     thr *= s[7]
+    # kept attention scores are outputs: a score unit compacts each query's kept keys into
+    # dense tiles, so QK^T folds over ceil(Lk * keep) keys (no imbalance along the reduction)
+    nf = n if s[8] >= 1.0 else max(1, int(math.ceil(n * s[8])))
 
-    fr, _fc, t, folds = fold_geometry(m, kf, n, rows, cols, dataflow)
-    per_fold = fold_cycles(m, kf, n, rows, cols, dataflow)
+    fr, _fc, t, folds = fold_geometry(m, kf, nf, rows, cols, dataflow)
+    per_fold = fold_cycles(m, kf, nf, rows, cols, dataflow)
     if work < 1.0:  # zero-skipping: the busiest PE of a fold sets its length
         per_fold += skip_stream(t, work, rows * cols, hw.sparsity_scan_bits_per_cycle) - t
-        t = per_fold - (fold_cycles(m, kf, n, rows, cols, dataflow) - t)
+        t = per_fold - (fold_cycles(m, kf, nf, rows, cols, dataflow) - t)
     stream = t if hw.array_overlap_folds else per_fold
     total_folds = count * folds
     steps = _cdiv(total_folds, arrays)
@@ -135,11 +140,11 @@ def gemm(out, k, hw):
 def _sparse_plan(k, hw, kk, wa, wb, wc):
     """What the array does with a kernel's sparsity (`sim.lower.sparse`), as
     (folded K, fraction of streamed work issued, fraction of MACs issued, DRAM width factors of
-    A, B and C, fraction of B rows gathered (1: none), throughput factor)."""
+    A, B and C, fraction of B rows gathered (1: none), throughput factor, fraction of N kept)."""
     mode = k.sparse_mode
-    kf, work, issued, a_fmt, b_fmt, c_fmt, gather, thr = kk, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0
+    kf, work, issued, a_fmt, b_fmt, c_fmt, gather, thr, keep_n = kk, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0
     if mode == DENSE or mode == PREDICT:
-        return kf, work, issued, a_fmt, b_fmt, c_fmt, gather, thr
+        return kf, work, issued, a_fmt, b_fmt, c_fmt, gather, thr, keep_n
     native_bits = 8.0 * hw.word_bytes
     unstructured = int(hw.sparsity_unstructured)  # 0 none, 1 skip, 2 gate
     if mode == SCORE_QK or mode == SCORE_PV:
@@ -151,11 +156,13 @@ def _sparse_plan(k, hw, kk, wa, wb, wc):
                 c_fmt = fmt
             else:
                 a_fmt = fmt
-        if hw.sparsity_attention_unit or (mode == SCORE_PV and unfused):
+        if mode == SCORE_QK and hw.sparsity_attention_unit:
+            keep_n = issued = keep  # only the kept (query, key) pairs are computed
+        elif hw.sparsity_attention_unit or (mode == SCORE_PV and unfused):
             work = issued = keep
             if mode == SCORE_PV and unfused and not hw.sparsity_attention_unit:
                 gather = keep  # a GPU-style SpMM: one V row per kept score
-        return kf, work, issued, a_fmt, b_fmt, c_fmt, gather, thr
+        return kf, work, issued, a_fmt, b_fmt, c_fmt, gather, thr, keep_n
     dw, da = density(k.w_density), density(k.a_density)
     skip = mode == SKIP and unstructured == 1
     if k.nm_m > 0:
@@ -174,4 +181,4 @@ def _sparse_plan(k, hw, kk, wa, wb, wc):
         issued *= e
         if skip:
             work = e
-    return kf, work, issued, a_fmt, b_fmt, c_fmt, gather, thr
+    return kf, work, issued, a_fmt, b_fmt, c_fmt, gather, thr, keep_n

@@ -194,7 +194,7 @@ class Result:
     def by_step(self) -> dict[str, float]:
         """Seconds of each step-plan entry, in execution order."""
         t = self.timing
-        if t.schedule is not None:
+        if t.hosted:  # a host model's schedule decides the idle time
             s = t.schedule
             seconds = np.bincount(s.entry, weights=s.end_s - s.start_s, minlength=len(self.prep.plan))
         else:
@@ -256,9 +256,17 @@ class _Timing:
     entry_launch_s: float
     schedule: Schedule | None = None
 
+    @property
+    def hosted(self) -> bool:
+        """Whether a host model scheduled the ops (then idle time comes from its schedule)."""
+        return self.schedule is not None and not self.lazy
+
+    lazy: bool = False  # the schedule was built on demand from busy/idle (serial)
+
     def scheduled(self, plan: Sequence[PlanStep]) -> Schedule:
         if self.schedule is None:
             self.schedule = serial(plan, self.busy_s, self.idle_s, self.entry_launch_s)
+            self.lazy = True
         return self.schedule
 
 
