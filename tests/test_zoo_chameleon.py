@@ -13,6 +13,7 @@ import workloads
 from workloads import InputError, OpKind
 from workloads.zoo import chameleon
 
+
 def published(**change):
     """The published config as plain JSON-able dicts, with `change` applied."""
     config = {**chameleon.CHAMELEON_7B_CONFIG, "vq_config": dict(chameleon.CHAMELEON_VQ_CONFIG)}
