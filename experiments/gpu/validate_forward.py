@@ -49,138 +49,25 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-# -- published configs (from workloads/zoo/*.py; private `_` keys dropped) ----------------------------
-SD15_UNET = {
-    "act_fn": "silu",
-    "attention_head_dim": 8,
-    "block_out_channels": [320, 640, 1280, 1280],
-    "center_input_sample": False,
-    "cross_attention_dim": 768,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    "downsample_padding": 1,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "in_channels": 4,
-    "layers_per_block": 2,
-    "mid_block_scale_factor": 1,
-    "norm_eps": 1e-05,
-    "norm_num_groups": 32,
-    "out_channels": 4,
-    "sample_size": 64,
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-}
-SD_VAE = {
-    "act_fn": "silu",
-    "block_out_channels": [128, 256, 512, 512],
-    "down_block_types": ["DownEncoderBlock2D"] * 4,
-    "in_channels": 3,
-    "latent_channels": 4,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-    "out_channels": 3,
-    "sample_size": 512,
-    "up_block_types": ["UpDecoderBlock2D"] * 4,
-}
-DIT_XL2 = {
-    "activation_fn": "gelu-approximate",
-    "attention_bias": True,
-    "attention_head_dim": 72,
-    "dropout": 0.0,
-    "in_channels": 4,
-    "norm_elementwise_affine": False,
-    "norm_num_groups": 32,
-    "norm_type": "ada_norm_zero",
-    "num_attention_heads": 16,
-    "num_embeds_ada_norm": 1000,
-    "num_layers": 28,
-    "out_channels": 8,
-    "patch_size": 2,
-    "sample_size": 32,
-    "upcast_attention": False,
-}
-PIXART_ALPHA = {
-    "activation_fn": "gelu-approximate",
-    "attention_bias": True,
-    "attention_head_dim": 72,
-    "attention_type": "default",
-    "caption_channels": 4096,
-    "cross_attention_dim": 1152,
-    "dropout": 0.0,
-    "in_channels": 4,
-    "norm_elementwise_affine": False,
-    "norm_eps": 1e-06,
-    "norm_num_groups": 32,
-    "norm_type": "ada_norm_single",
-    "num_attention_heads": 16,
-    "num_embeds_ada_norm": 1000,
-    "num_layers": 28,
-    "out_channels": 8,
-    "patch_size": 2,
-    "sample_size": 128,
-    "upcast_attention": False,
-}
-MODELSCOPE_UNET = {
-    "act_fn": "silu",
-    "attention_head_dim": 64,
-    "block_out_channels": [320, 640, 1280, 1280],
-    "cross_attention_dim": 1024,
-    "down_block_types": ["CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"],
-    "downsample_padding": 1,
-    "in_channels": 4,
-    "layers_per_block": 2,
-    "mid_block_scale_factor": 1,
-    "norm_eps": 1e-05,
-    "norm_num_groups": 32,
-    "out_channels": 4,
-    "sample_size": 32,
-    "up_block_types": ["UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"],
-}
-COGVIDEOX_2B = {
-    "activation_fn": "gelu-approximate",
-    "attention_bias": True,
-    "attention_head_dim": 64,
-    "dropout": 0.0,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "in_channels": 16,
-    "max_text_seq_length": 226,
-    "norm_elementwise_affine": True,
-    "norm_eps": 1e-05,
-    "num_attention_heads": 30,
-    "num_layers": 30,
-    "out_channels": 16,
-    "patch_size": 2,
-    "sample_frames": 49,
-    "sample_height": 60,
-    "sample_width": 90,
-    "spatial_interpolation_scale": 1.875,
-    "temporal_compression_ratio": 4,
-    "temporal_interpolation_scale": 1.0,
-    "text_embed_dim": 4096,
-    "time_embed_dim": 512,
-    "timestep_activation_fn": "silu",
-    "use_rotary_positional_embeddings": False,
-}
-LLAMA2_7B = {
-    "bos_token_id": 1,
-    "eos_token_id": 2,
-    "hidden_act": "silu",
-    "hidden_size": 4096,
-    "initializer_range": 0.02,
-    "intermediate_size": 11008,
-    "max_position_embeddings": 4096,
-    "num_attention_heads": 32,
-    "num_hidden_layers": 32,
-    "num_key_value_heads": 32,
-    "pretraining_tp": 1,
-    "rms_norm_eps": 1e-05,
-    "rope_scaling": None,
-    "tie_word_embeddings": False,
-    "use_cache": True,
-    "vocab_size": 32000,
-}
+# -- published configs: the zoo's, without its private `_` keys and the keys these diffusers /
+# transformers classes do not take (the run of 2026-11-29 used the same values as literals) --
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from workloads.zoo import cogvideox, dit, llama, modelscope, pixart, sd15
+from workloads.zoo.blocks.vae import SD_VAE_CONFIG
 
-# Shrunken configs for --smoke (same classes and code paths, tiny widths and depths).
+
+def _published(config: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items() if not k.startswith("_") and k not in drop}
+
+
+_UNUSED_DIT = ("use_linear_projection", "num_vector_embeds", "only_cross_attention")
+SD15_UNET = _published(sd15.UNET_CONFIG)
+SD_VAE = _published(SD_VAE_CONFIG)
+DIT_XL2 = _published(dit.TRANSFORMER_CONFIG, (*_UNUSED_DIT, "cross_attention_dim"))
+PIXART_ALPHA = _published(pixart.TRANSFORMER_CONFIG, (*_UNUSED_DIT, "double_self_attention"))
+MODELSCOPE_UNET = _published(modelscope.UNET_CONFIG)
+COGVIDEOX_2B = _published(cogvideox.TRANSFORMER_CONFIG)
+LLAMA2_7B = _published(llama.LLAMA2_7B_CONFIG, ("architectures", "torch_dtype", "model_type"))
 SMOKE = {
     "sd15_unet": {"block_out_channels": [32, 64, 64, 64], "cross_attention_dim": 32, "layers_per_block": 1},
     "sd15_vae_decoder": {"block_out_channels": [32, 32, 64, 64], "layers_per_block": 1},
