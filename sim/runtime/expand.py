@@ -109,6 +109,8 @@ def expand(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -
             result = [vector(GK_LAYERNORM, words_in, out, out, rows, "norm")]
     elif kind is OpKind.ACTIVATION and op.attrs.get("fn") in ("geglu", "swiglu"):
         result = [vector(GK_ELEMENTWISE, out, out, vclass="activation"), vector(GK_ELEMENTWISE, 2 * out, out)]
+    elif kind is OpKind.ELEMENTWISE and op.attrs.get("fn") == "sinusoidal" and not config.compiled:
+        result = _sinusoidal(op)
     elif kind is OpKind.ELEMENTWISE and op.attrs.get("fn") == "rope":
         result = [vector(GK_ELEMENTWISE, 2 * out, out), vector(GK_ELEMENTWISE, out // 2, out // 2),
                   move(GK_COPY, out), vector(GK_ELEMENTWISE, 2 * out, out), vector(GK_ELEMENTWISE, 2 * out, out)]  # fmt: skip
@@ -126,6 +128,17 @@ def expand(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -
     if config.compiled:
         _fuse_pointwise(op, result, graph)
     return result
+
+
+def _sinusoidal(op: Op) -> list[dict]:
+    """diffusers' `get_timestep_embedding` in eager PyTorch: arange, the exponent's multiply and
+    divide, exp, the cast and outer product of the timesteps, sin, cos, the cat and the
+    flip_sin_to_cos cat -- nine tiny kernels (the profiled DiT forward shows each per block)."""
+    out = numel(op.output)
+    half = max(1, op.output[-1] // 2)
+    tiny = [vector(GK_ELEMENTWISE, 0, half)] + [vector(GK_ELEMENTWISE, half, half) for _ in range(3)]
+    rows = [vector(GK_ELEMENTWISE, out // 2, out // 2) for _ in range(3)]
+    return [*tiny, *rows, move(GK_COPY, out), move(GK_COPY, out)]
 
 
 def _rms_norm(out: int, rows: int) -> list[dict]:
