@@ -182,3 +182,17 @@ def test_closed_stdout_sweep_finishes_and_writes_csv(tmp_path):
     assert proc.wait() == 141 and err == ""
     rows = (tmp_path / "out" / "sweep.csv").read_text().splitlines()
     assert len(rows) == 1 + 4  # header and every point, both workload groups
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("frequency_mhz: .nan", "arch_overrides.frequency_mhz"),
+    ("dram: {bandwidth_gbs: .inf}", "arch_overrides.dram.bandwidth_gbs"),
+    ("array: {rows: -4}", "arch_overrides.array.rows"),
+    ("dram: {bandwith_gbs: 5}", "arch_overrides.dram"),
+])  # fmt: skip
+def test_bad_override_names_the_experiment_and_key(tmp_path, capsys, override, key):
+    """A bad arch override is the experiment's mistake: the error names its file and key, not the preset's."""
+    exp = write(tmp_path, SMALL + f"arch_overrides: {{{override}}}\n")
+    assert main(["run", str(exp), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{exp}: {key}" in err and "os128.yaml" not in err

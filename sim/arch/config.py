@@ -236,20 +236,23 @@ def load_arch(
     *,
     base_dir: Path | None = None,
     where: str = "arch",
+    overrides_where: str | None = None,
 ) -> Arch:
     """Load and validate an Arch from a preset name, a YAML path, or a mapping.
 
-    `overrides` is a nested mapping merged over the loaded keys (sweeps use it).
+    `overrides` is a nested mapping merged over the loaded keys (sweeps use it); a bad
+    override is reported at `overrides_where` (default `where`), not in the preset's file.
     Relative paths resolve against `base_dir` (the experiment file's folder) first.
     """
     check_load_arch(source, overrides)
+    if overrides and not isinstance(source, Arch):
+        source = load_arch(source, base_dir=base_dir, where=where)
     if isinstance(source, Arch):
         if not overrides:
             return source
-        if getattr(source, CHECKED, False):  # sweeps: convert and check only what changes
-            arch = replace_checked(source, overrides, where)
-            if arch is not None:
-                return _checked(arch, where)
+        if getattr(source, CHECKED, False):  # convert and check only what changes
+            at = overrides_where or where
+            return _checked(replace_checked(source, overrides, at), at)
         source = _as_dict(source)
     if isinstance(source, Mapping):
         data = dict(source)

@@ -166,22 +166,21 @@ def _fields(cls: type) -> tuple[dict[str, dataclasses.Field], dict[str, Any]]:
     return {f.name: f for f in dataclasses.fields(cls) if f.init}, typing.get_type_hints(cls)
 
 
-def replace_checked(obj: T, changes: Mapping[str, Any], where: str) -> T | None:
+def replace_checked(obj: T, changes: Mapping[str, Any], where: str) -> T:
     """`obj` (an already validated config) with nested `changes` applied, converting and checking
-    only the changed values -- as `from_mapping` would, mappings merged into mapping fields.
-    None when a change names an unknown key: the caller takes the full path for its error."""
+    only the changed values -- as `from_mapping` would, mappings merged into mapping fields;
+    an unknown key is an `InputError` at `where`."""
     fields, hints = _fields(type(obj))
     values = {}
     for key, value in changes.items():
         if key not in fields:
-            return None
+            raise InputError(
+                f"unknown key '{short_str(key)}'{suggest(key, fields)}; expected one of: {', '.join(fields)}", where=where
+            )
         at = f"{where} {key}" if where.endswith(":") else f"{where}.{key}" if where else key
         hint, old = hints[key], getattr(obj, key)
         if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
-            new = replace_checked(old, value, at)
-            if new is None:
-                return None
-            values[key] = new
+            values[key] = replace_checked(old, value, at)
         else:
             if typing.get_origin(hint) in (dict, Mapping) and isinstance(value, Mapping) and isinstance(old, Mapping):
                 value = {**old, **value}

@@ -75,7 +75,8 @@ class Experiment:
     def load_arch(self, source: str = "") -> Arch:
         """The arch, with `arch_overrides` merged; errors name the experiment file."""
         where = f"{source}: arch" if source else "arch"
-        return load_arch(self.arch, self.arch_overrides or None, base_dir=self.base_dir, where=where)
+        over = f"{source}: arch_overrides" if source else "arch_overrides"
+        return load_arch(self.arch, self.arch_overrides or None, base_dir=self.base_dir, where=where, overrides_where=over)
 
     def build(self, source: str = "") -> workloads.OpGraph:
         """The workload graph; file options (`path`, `config`) resolve against the experiment's folder."""
