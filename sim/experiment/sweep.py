@@ -29,21 +29,20 @@ points not committed, and the result is the same rows as an uninterrupted run. T
 has one row per point of this grid, in grid order: never a row of another experiment, grid or
 code version. `fresh=True` (`ttvsim run --fresh`) starts a new store.
 
-**Execution.** Points sharing a workload build its graph once. Locally points run in this
-process; with a Dask scheduler (`ttvsim run --dask ADDRESS|local`) tasks of up to `CHUNK` points
-of one workload run on the workers (each worker keeps its last workload's graph), at most
-`WINDOW` tasks in flight, and every point is stored as its task returns.
+**Execution** (`sim.experiment.execute`). Points sharing a workload build its graph once. Tasks
+of up to `CHUNK` points of one workload run in this process, in a local pool of forked worker
+processes (`ttvsim run --jobs N`), or on a Dask cluster (`--dask ADDRESS|local`; each worker keeps
+its last workload's graph), at most `WINDOW` tasks in flight; every point is stored as its task
+returns, by the client alone, and the rows are the same however the points ran.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import hashlib
 import itertools
 import json
 import math
-import multiprocessing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -58,16 +57,14 @@ from workloads.registry import registry, resolve_options
 from .. import version
 from ..arch import Arch, load_arch, merge
 from ..arch.schema import from_mapping
-from ..area import design_metrics, run_metrics
-from ..engine import Simulator
+from ..area import design_metrics
 from ..results.store import SweepStore, digest
 from . import search
+from .execute import CHUNK, Task, _iter_task, _results, dask_client, point_metrics, process_pool, run_task
 from .experiment import FILE_OPTIONS, Experiment, SimulationSpec
 
 PREFIXES = ("arch.", "workload.options.", "workload.model", "simulation.", "passes", "design.")
 _PREFIXES = ("arch.", "workload.options.", "simulation.", "design.")
-CHUNK = 64  # points of one workload per Dask task
-WINDOW = 32  # Dask tasks in flight
 CACHE = 4096  # distinct arch / workload / simulation setting sets remembered during a sweep
 _PROGRESS_LINES = 20
 
@@ -444,15 +441,6 @@ def _progress_every(total: int, progress: Callable[[str], None]) -> Callable[[],
     return tick
 
 
-@dataclass(frozen=True)
-class Task:
-    """Points of one workload to simulate: (ordinal, key, arch, simulation options) each."""
-
-    workload_key: str
-    workload: Experiment
-    items: tuple[tuple[int, str, Arch, SimulationSpec], ...]
-
-
 def _tasks(grid: Grid, resolver: Resolver, todo: _Ordinals) -> Iterator[Task]:
     """The points still to run, lazily, as tasks of up to `CHUNK` points of one workload."""
     for group in grid.groups():
@@ -471,57 +459,6 @@ def _task(chunk: list[tuple[int, Resolved]]) -> Task:
     return Task(first.workload_key, first.workload, tuple((o, r.key, r.arch, r.simulation) for o, r in chunk))
 
 
-def run_task(task: Task, graphs: dict[str, Simulator] | None = None) -> list[tuple[int, str, dict[str, Any]]]:
-    """Simulate a task's points (a Dask task); `graphs` caches the workload's simulator."""
-    return list(_iter_task(task, _WORKER_GRAPHS if graphs is None else graphs))
-
-
-_WORKER_GRAPHS: dict[str, Simulator] = {}  # per process: the last workload's simulator
-
-
-def _iter_task(task: Task, graphs: dict[str, Simulator]) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    simulator = graphs.get(task.workload_key)
-    if simulator is None:
-        graphs.clear()
-        simulator = graphs[task.workload_key] = Simulator(task.workload.build())
-    passes = {"passes": task.workload.passes} if task.workload.passes else {}
-    for ordinal, key, arch, spec in task.items:
-        result = simulator.run(arch, attention=spec.attention, fuse_elementwise=spec.fuse_elementwise, **passes)
-        yield ordinal, key, point_metrics(arch, task.workload.passes, result.summary())
-
-
-def point_metrics(arch: Arch, passes: Any, summary: dict[str, Any]) -> dict[str, Any]:
-    """A point's summary with its design and run metrics (area, SRAM, power, EDP, per-W, per-mm^2)."""
-    design = design_metrics(arch, passes)
-    return {**summary, **design, **run_metrics(summary, design["area_mm2"])}
-
-
-def _results(tasks: Iterable[Task], client: Any) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """(ordinal, key, summary) of every point as it finishes, locally or on a Dask client."""
-    if client is None:
-        graphs: dict[str, Simulator] = {}
-        for task in tasks:
-            yield from _iter_task(task, graphs)
-        return
-    if isinstance(client, concurrent.futures.Executor):  # a local process pool (`--jobs`)
-        tasks = iter(tasks)
-        pending = {client.submit(run_task, t) for t in itertools.islice(tasks, WINDOW)}
-        while pending:
-            done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in done:
-                yield from future.result()
-                pending.update(client.submit(run_task, t) for t in itertools.islice(tasks, 1))
-        return
-    from distributed import as_completed
-
-    tasks = iter(tasks)
-    pending = as_completed([client.submit(run_task, t, pure=False) for t in itertools.islice(tasks, WINDOW)])
-    for future in pending:
-        yield from future.result()
-        for task in itertools.islice(tasks, 1):
-            pending.add(client.submit(run_task, task, pure=False))
-
-
 class _Ordinals:
     """A set of point ordinals as a bitmap: one bit per grid point."""
 
@@ -533,33 +470,6 @@ class _Ordinals:
 
     def __contains__(self, ordinal: int) -> bool:
         return bool(self.bits[ordinal >> 3] >> (ordinal & 7) & 1)
-
-
-def process_pool(jobs: int) -> concurrent.futures.ProcessPoolExecutor:
-    """A pool of `jobs` worker processes for a sweep's tasks. Workers are forked where the
-    platform allows, so they start with the parent's imports and compiled cost models; each
-    lowers a workload once (`_WORKER_GRAPHS`). Close it with `shutdown(cancel_futures=True)`."""
-    if jobs <= 0:
-        raise InputError(f"--jobs must be positive, got {jobs}")
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context)
-
-
-def dask_client(address: str, workers: int = 2) -> Any:
-    """A Dask client for `address` ('local' starts a local cluster); clear error without Dask."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise InputError("Dask sweeps need the dask extra: pip install 'ttvsim[dask]'") from None
-    if workers <= 0:
-        raise InputError(f"--workers must be positive, got {workers}")
-    if address == "local":
-        return Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None))
-    try:
-        return Client(address, timeout="10s")
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot reach the Dask scheduler at '{address}' ({exc})") from None
 
 
 def _split(point: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -602,4 +512,7 @@ def _set(tree: dict[str, Any], path: list[str], value: Any) -> None:
     tree[path[-1]] = value
 
 
-__all__ = ["Grid", "Resolver", "dask_client", "points", "run_sweep", "run_task", "validate", "variant"]
+__all__ = [
+    "Grid", "Resolver", "Task", "dask_client", "point_metrics", "points", "process_pool", "run_sweep", "run_task",
+    "validate", "variant", "_iter_task",
+]
