@@ -19,7 +19,7 @@ from workloads.passes import apply_passes
 from .arch import Arch
 from .checks import check_simulate
 from .cost import METRIC, evaluate, hardware_record
-from .lower import ATTENTION_MODES, Kernels, lower
+from .lower import ATTENTION_MODES, lower
 from .results import Result
 from .results.prepared import Prepared
 from .runtime import RuntimeConfig, expand, host_model
@@ -27,9 +27,9 @@ from .runtime import RuntimeConfig, expand, host_model
 Passes = Sequence[Mapping[str, Any]]
 
 
-def evaluate_kernels(kernels: Kernels | Prepared, arch: Arch) -> np.ndarray:
-    """Metric records (`sim.cost.METRIC`) of every kernel; identical kernels evaluated once."""
-    prep = kernels if isinstance(kernels, Prepared) else Prepared(None, kernels)  # type: ignore[arg-type]
+def evaluate_kernels(prep: Prepared, arch: Arch) -> np.ndarray:
+    """Metric records (`sim.cost.METRIC`) of every kernel of a lowered graph; identical kernels
+    evaluated once."""
     unique, inverse = prep.unique
     if len(unique) == 0:
         return np.zeros(0, dtype=METRIC)

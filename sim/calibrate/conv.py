@@ -38,21 +38,7 @@ COLUMNS = [
     "transpose_gbs",
     "kernels",
 ]
-KCOLUMNS = [
-    "benchmark",
-    "layout",
-    "N",
-    "Cin",
-    "Cout",
-    "H",
-    "W",
-    "ksize",
-    "stride",
-    "role",
-    "kernel",
-    "launches",
-    "time_us",
-]
+KCOLUMNS = [*COLUMNS[: COLUMNS.index("stride") + 1], "role", "kernel", "launches", "time_us"]
 _TRANSPOSE = re.compile(r"nchwtonhwc|nhwctonchw|transpose|permute|layout", re.I)
 
 

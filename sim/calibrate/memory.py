@@ -42,6 +42,11 @@ GN_COLUMNS = [
 ]
 GN_KCOLUMNS = ["N", "C", "H", "W", "groups", "role", "kernel", "launches", "time_us"]
 
+# SD 1.5 UNet activations per level (batch 2) and VAE decoder activations (NCHW)
+UNET_VAE_ACTIVATIONS = (
+    (2, 320, 64, 64), (2, 640, 32, 32), (2, 1280, 16, 16), (2, 1280, 8, 8), (1, 128, 512, 512), (1, 512, 128, 128),
+)  # fmt: skip
+
 
 def gn_role(kernel: str) -> str:
     k = kernel.lower()
@@ -228,18 +233,7 @@ def run(ctx: Context) -> None:
             del a, b, out
 
         # -- broadcast bias add ------------------------------------------------------------------
-        bias4 = (
-            [(2, 8, 8, 8)]
-            if ctx.quick
-            else [
-                (2, 320, 64, 64),
-                (2, 640, 32, 32),
-                (2, 1280, 16, 16),
-                (2, 1280, 8, 8),
-                (1, 128, 512, 512),
-                (1, 512, 128, 128),
-            ]
-        )
+        bias4 = [(2, 8, 8, 8)] if ctx.quick else list(UNET_VAE_ACTIVATIONS)
         for shape in bias4:
             x, bb = rnd(*shape), rnd(shape[1])
             nb = 2.0 * x.numel() * esz + shape[1] * esz
@@ -255,19 +249,7 @@ def run(ctx: Context) -> None:
             measure("bias_add", "tc+c", shape, lambda x=x, bb=bb: x + bb, nb)
 
         # -- permutes / transposes ---------------------------------------------------------------
-        nchw = (
-            [(2, 8, 8, 8)]
-            if ctx.quick
-            else [
-                (2, 320, 64, 64),
-                (2, 640, 32, 32),
-                (2, 1280, 16, 16),
-                (2, 1280, 8, 8),
-                (1, 128, 512, 512),
-                (1, 512, 128, 128),
-                (1, 512, 64, 64),
-            ]
-        )
+        nchw = [(2, 8, 8, 8)] if ctx.quick else [*UNET_VAE_ACTIVATIONS, (1, 512, 64, 64)]
         for shape in nchw:
             x = rnd(*shape)
             o = torch.empty(shape[0], shape[2], shape[3], shape[1], device=dev, dtype=dt)
