@@ -12,7 +12,7 @@ import pytest
 import sim
 from sim.arch.gpu import GpuConfig
 from sim.cost import KERNEL, evaluate, hardware_record
-from sim.cost.gpu import GK_ACT_TRANSPOSE, GK_ATTN_CUDNN, GK_BROADCAST, GK_GEMM, GK_WEIGHT_TRANSPOSE
+from sim.cost.gpu import GK_ACT_TRANSPOSE, GK_ATTN_CUDNN, GK_BROADCAST, GK_CONV, GK_GEMM, GK_WEIGHT_TRANSPOSE
 from sim.runtime import RuntimeConfig, expand
 from workloads.builder import GraphBuilder
 from workloads.errors import InputError
@@ -49,8 +49,8 @@ def _record(**fields):
     return rec
 
 
-def _gemm_cycles(arch, m, k, n, count=1):
-    out = evaluate(_record(unit=0, m=m, k=k, n=n, count=count, a_dram=1, b_dram=1, c_dram=1, gpu_kind=GK_GEMM),
+def _gemm_cycles(arch, m, k, n, count=1, gk=GK_GEMM):
+    out = evaluate(_record(unit=0, m=m, k=k, n=n, count=count, a_dram=1, b_dram=1, c_dram=1, gpu_kind=gk, mac_dtype=-1),
                    hardware_record(arch))  # fmt: skip
     return float(out["compute_cycles"][0] - arch.gpu.gemm_fixed_us * arch.frequency_mhz)
 
@@ -68,7 +68,7 @@ def test_nchw_conv_is_conv_three_transposes_and_bias(h200):
     assert op_busy(nchw) == pytest.approx(busy(kn).sum()) and op_busy(last) == pytest.approx(busy(kl).sum())
     op = graph.ops()[0]
     kinds = [k["gpu_kind"] for k in expand(op, [{"unit": 0, "m": 1, "k": 1, "n": 1}], graph, RuntimeConfig())]
-    assert kinds == [GK_ACT_TRANSPOSE, GK_WEIGHT_TRANSPOSE, GK_GEMM, GK_ACT_TRANSPOSE, GK_BROADCAST]
+    assert kinds == [GK_ACT_TRANSPOSE, GK_WEIGHT_TRANSPOSE, GK_CONV, GK_ACT_TRANSPOSE, GK_BROADCAST]
     # weight transposes move the whole filter, on every call
     assert kn.iloc[1].dram_read_bytes == 320 * 320 * 9 * 2
 
@@ -92,11 +92,19 @@ def test_graph_replay_removes_host_gaps(h200):
 
 
 def test_waves_quantize_over_sms(h200):
-    t = h200.gpu.gemm_tile
-    sms = h200.cores
-    one = _gemm_cycles(h200, t, 4096, t, count=sms)  # exactly one wave of tiles
-    assert _gemm_cycles(h200, t, 4096, t, count=sms + 1) == pytest.approx(2 * one)
-    assert _gemm_cycles(h200, t, 4096, t, count=2 * sms) == pytest.approx(2 * one)
+    t, sms = h200.gpu.gemm_tile, h200.cores
+    m = t // 2  # exactly the smallest tile (t/2 x t)
+    one = _gemm_cycles(h200, m, 4096, t, count=sms, gk=GK_CONV)  # exactly one wave of tiles
+    assert _gemm_cycles(h200, m, 4096, t, count=sms + 1, gk=GK_CONV) == pytest.approx(2 * one)
+    assert _gemm_cycles(h200, m, 4096, t, count=2 * sms, gk=GK_CONV) == pytest.approx(2 * one)
+
+
+def test_stream_k_spreads_a_partial_wave(h200):
+    t, sms = h200.gpu.gemm_tile, h200.cores
+    one = _gemm_cycles(h200, t // 2, 4096, t, count=sms, gk=GK_CONV)
+    streamed = _gemm_cycles(h200, t // 2, 4096, t, count=sms + 1)  # cuBLAS: iterations spread evenly
+    assert one * (sms + 1) / sms <= streamed < 1.5 * one  # whole tiles: 2 waves (+ the partial-tile fix-up)
+    assert _gemm_cycles(h200, t // 2, 4096, t, count=sms) == pytest.approx(one)  # whole waves: no stream-K
 
 
 def test_split_k_when_tiles_are_few(h200):

@@ -3,7 +3,8 @@
     python experiments/gpu/derive_constants.py [DIR]     # DIR: arch_configs/calibration/h200
 
 Prints every constant with the CSV rows and the statistic it comes from. Only microbenchmark
-files are read (gemm, conv, conv_kernels, attention, memory, groupnorm, host, calibration.yaml);
+files are read (gemm, conv, conv_kernels, attention, memory, groupnorm, host, calibration.yaml,
+scaling/scaling.csv);
 the end-to-end forwards (forward_*.csv) are never used. Kernel times come from the profiler
 (`*_kernels.csv`, `*_us` columns) where the suite recorded them; CUDA-event times of a single
 kernel include a fixed event overhead, measured here as event time - profiler time of the same
@@ -135,14 +136,11 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
         round(best / peak / (640 / 132 / 5), 3),
         "calibration.yaml gemm.max_tflops_any_shape (755, linear 4096x5120x5120) / 989 datasheet / its wave efficiency 4.85/5",
     )
-    out["gemm_stream_gbs"] = (
-        cal["gemm"]["small_m_weight_gbs_m1"],
-        "calibration.yaml gemm.small_m_weight_gbs_m1 (M=1 weight streaming)",
-    )
     out["gemm_fixed_us"] = (
         round(cal["gemm"]["min_gemm_time_us"] - ev, 2),
         "calibration.yaml gemm.min_gemm_time_us - event overhead",
     )
+    out.update(_scaling(d / "scaling" / "scaling.csv", out["gemm_fixed_us"][0], floor))
 
     # fused attention: MMA efficiency per backend, exp (SFU) ceiling, per-wave cost of a one-tile sequence
     for key, name in (("cudnn", "default"), ("flash2", "flash"), ("efficient", "efficient")):
@@ -179,6 +177,49 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
     for op, key in (("linear_bias", "linear"), ("conv2d_3x3_bias", "conv"), ("group_norm", "group_norm"),
                     ("layer_norm", "layer_norm"), ("silu", "activation"), ("sdpa", "attention")):  # fmt: skip
         out[f"eager_op_us.{key}"] = (h["eager_us_per_op"][op], f"calibration.yaml host.eager_us_per_op.{op}")
+    return out
+
+
+def _scaling(path: Path, gemm_fixed_us: float, floor: float) -> dict[str, tuple[float, str]]:
+    """Constants from `scaling/scaling.csv` (profiler kernel times): memory-bound GEMM streaming,
+    softmax rate by row length, head split/merge copies."""
+    from sim.arch.gpu import SOFTMAX_ROW_LENGTHS
+
+    sc = pd.read_csv(path)
+    out: dict[str, tuple[float, str]] = {}
+    # memory-bound GEMMs: small-M linears and the unfused attention's batched GEMMs (Lq >= 64; shorter
+    # sequences are tile-bound), time = fixed + latency + read bytes / R + write bytes / W, fitted by
+    # relative error (least squares of time-weighted rows)
+    g = sc[sc.benchmark == "gemv"]
+    m, k, n = (g["shape"].str.split("x", expand=True).astype(float)[i] for i in range(3))
+    rd, wr = [2 * (m * k + k * n)], [2 * m * n]
+    b = sc[sc.benchmark == "bgemm"]
+    bh, lq, lk, hd = (b["shape"].str.split("x", expand=True).astype(float)[i] for i in range(4))
+    qk = (b.op == "baddbmm_qk").to_numpy()
+    rd.append(np.where(qk, 2 * bh * (lq + lk) * hd, 2 * bh * (lq * lk + lk * hd)))
+    wr.append(np.where(qk, 2 * bh * lq * lk, 2 * bh * lq * hd))
+    keep = np.r_[np.ones(len(g), bool), (lq >= 64).to_numpy()] & (np.r_[g.tflops, b.tflops] < 300)
+    y = np.r_[g.kernel_us, b.kernel_us][keep]
+    a = np.c_[np.ones(len(y)), np.concatenate(rd)[keep], np.concatenate(wr)[keep]] / y[:, None]
+    (lat, s_r, s_w), *_ = np.linalg.lstsq(a, np.ones(len(y)), rcond=None)
+    why = "scaling.csv gemv + bgemm (Lq >= 64, < 300 TFLOP/s): kernel_us = fixed + latency + rd/R + wr/W, relative least squares"
+    out["gemm_read_gbs"] = (round(1e-3 / s_r), why + ": R")
+    out["gemm_write_gbs"] = (round(1e-3 / s_w), why + ": W")
+    out["gemm_mem_latency_us"] = (round(lat - gemm_fixed_us, 2), why + ": intercept - gemm_fixed_us")
+    # softmax over 512 MiB at each row length: bytes / (kernel time - floor)
+    sm = sc[(sc.benchmark == "softmax") & (sc.bytes > 1e9)]
+    width = sm["shape"].str.split("x").str[1].astype(int)
+    for w in SOFTMAX_ROW_LENGTHS:
+        r = sm[width == w]
+        out[f"softmax_row_gbs.{w}"] = (
+            round(float(r.bytes.iloc[0] / (r.kernel_us.iloc[0] - floor) / 1e3)),
+            f"scaling.csv softmax, rows of {w} (1 GiB read + written): bytes / (kernel_us - floor)",
+        )
+    h = sc[sc.benchmark == "head_copy"]
+    out["head_copy_gbs"] = (
+        round(1e-3 / _fit(h.bytes.to_numpy(float), h.kernel_us.to_numpy(float))[1]),
+        "scaling.csv head_copy (diffusers' head split/merge): 1/slope of kernel_us vs bytes",
+    )
     return out
 
 

@@ -10,7 +10,9 @@ with basis `aten_op` (a kernel is counted in the class of the outermost aten op 
 it, as ttvsim attributes every kernel to the op launching it: cuDNN's layout transposes to the
 conv, the unfused attention's batched GEMMs to attention). ttvsim's classes map to the
 measurement's: activation + elementwise + softmax -> elementwise/activation, data_movement +
-resample + embedding -> data movement. Also the eager LLaMA-2-7B decode step's GPU busy
+resample + embedding -> data movement; ttvsim's shares are of kernel time (graph gaps excluded, as
+in the profiled kernel sums), and copy kernels that PyTorch launches as separate aten ops (head
+split/merge around unfused attention, embedding cats) count as data movement (`_shares`). Also the eager LLaMA-2-7B decode step's GPU busy
 fraction. Writes gpu_validation.md and gpu_validation.csv.
 """
 
@@ -43,8 +45,21 @@ CLASS_MAP = {
 CLASSES = ("conv", "linear/GEMM", "attention", "norm", "elementwise/activation", "data movement")
 
 
+# ops whose copy kernels run inside the op's own aten call (cuDNN's layout transposes inside the
+# convolution, LayerNorm's contiguous copy of a head view): the profiler attributes them to the op
+OWN_COPIES = frozenset({"conv", "norm"})
+
+
 def _shares(result: sim.Result) -> dict[str, float]:
-    by = result.ops.groupby(result.ops["op_class"].map(CLASS_MAP))["time_s"].sum()
+    """Kernel-time shares by class, attributed as the profiler does: every kernel to its op's class,
+    except copy kernels (`move` unit: head split/merge around unfused attention, the cats of
+    timestep embeddings and rotary embeddings) of other ops, which PyTorch code launches as
+    separate aten ops (reshape, cat, to) -> data movement."""
+    k = result.kernels
+    ops = result.ops.set_index("op")
+    cls = k["op"].map(ops["op_class"]).map(CLASS_MAP)
+    cls = cls.where((k["unit"] != "move") | cls.isin(OWN_COPIES), "data movement")
+    by = ((k["compute_cycles"] + k["stall_cycles"]) * k["repeat"]).groupby(cls).sum()
     return {c: float(by.get(c, 0.0) / by.sum()) for c in CLASSES}
 
 

@@ -19,8 +19,12 @@ from .schema import doc
 # Memory-bound kernel classes with a measured bandwidth (bytes read + written per second).
 MEMORY_KINDS = (
     "elementwise", "broadcast", "permute", "copy", "act_transpose", "weight_transpose",
-    "resample", "softmax", "layernorm", "gn_apply",
+    "resample", "softmax", "layernorm", "gn_apply", "head_copy",
 )  # fmt: skip
+# Row lengths at which softmax rates were measured (`scaling.csv` softmax): PyTorch's softmax runs
+# a warp per row up to 1024 elements (its loop sized to the next power of two), a register kernel
+# from 2049, a shared-memory kernel from ~12k and a looping kernel beyond.
+SOFTMAX_ROW_LENGTHS = (16, 32, 64, 77, 120, 226, 256, 512, 1024, 1025, 2048, 3072, 4096, 8192, 12288, 16384, 24576, 65536)
 # Fused attention kernels: cuDNN's SDPA (FA3-class, PyTorch's default on sm90), FlashAttention-2,
 # the memory-efficient (CUTLASS) kernel.
 ATTENTION_BACKENDS = ("cudnn", "flash2", "efficient")
@@ -50,9 +54,16 @@ class GpuConfig:
         default=0.0,
         metadata=doc("mainloop MAC rate of a thread block relative to its SM's peak", "x", positive=False, max=1),
     )
-    gemm_stream_gbs: float = field(
+    gemm_read_gbs: float = field(
         default=0.0,
-        metadata=doc("DRAM rate of a GEMM's compulsory operand traffic (weight streaming)", "GB/s", positive=False),
+        metadata=doc("DRAM read rate of a GEMM's compulsory operand traffic (weight streaming)", "GB/s", positive=False),
+    )
+    gemm_write_gbs: float = field(
+        default=0.0, metadata=doc("DRAM write rate of a GEMM's output", "GB/s", positive=False)
+    )
+    gemm_mem_latency_us: float = field(
+        default=0.0,
+        metadata=doc("time before a memory-bound GEMM streams at its rates (DRAM latency, ramp)", "us", positive=False),
     )
     gemm_fixed_us: float = field(default=0.0, metadata=doc("fixed GPU time of a GEMM kernel", "us", positive=False))
     gemm_split_k_min: int = field(
@@ -63,6 +74,13 @@ class GpuConfig:
         default_factory=dict,
         metadata=_keyed(
             f"bandwidth of memory-bound kernels by class ({', '.join(MEMORY_KINDS)})", "GB/s", MEMORY_KINDS
+        ),
+    )
+    softmax_row_gbs: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_keyed(
+            "softmax rate by row length (a row of w elements: the longest listed length <= w; unset: "
+            "bandwidth_gbs.softmax)", "GB/s", tuple(str(n) for n in SOFTMAX_ROW_LENGTHS),
         ),
     )
     layernorm_row_ns: float = field(
@@ -116,7 +134,7 @@ class GpuConfig:
     graph_launch_us: float = field(default=0.0, metadata=doc("host cost of one graph replay", "us", positive=False))
 
     def __post_init__(self) -> None:
-        for name in ("bandwidth_gbs", "attention_efficiency", "attention_gscores_s", "attention_tile_us",
+        for name in ("bandwidth_gbs", "softmax_row_gbs", "attention_efficiency", "attention_gscores_s", "attention_tile_us",
                      "attention_tile_q", "attention_tile_kv", "eager_op_us"):  # fmt: skip
             keys = type(self).__dataclass_fields__[name].metadata["keys"]
             for key in set(getattr(self, name)) - set(keys):

@@ -11,6 +11,8 @@ Families (each writes a tidy CSV into DIR; a failing benchmark is logged and ski
   memory     d2d copy peak, elementwise, bias add, permutes, cat, upsample, LayerNorm, softmax  memory.csv
   conv       SD-UNet conv2d layers, NCHW vs channels_last, cuDNN transpose kernels split out  conv.csv, conv_kernels.csv
   attention  SDPA per backend (flash/efficient/cudnn/math/default) and unfused baddbmm path   attention.csv
+  scaling    size-dependent rates: softmax by row length, batched GEMMs of unfused attention,  scaling.csv
+             small-M GEMMs, head split/merge copies, narrow LayerNorm, graph gap, sustained GEMM
 
 then `calibration.yaml`, the derived constants with the rows each comes from, and `log.txt`.
 Needs PyTorch with CUDA: without either it prints one line and exits 2. `--device cpu` runs the
@@ -24,9 +26,9 @@ import argparse
 import os
 import sys
 
-FAMILIES = ("host", "gemm", "groupnorm", "memory", "conv", "attention")
+FAMILIES = ("host", "gemm", "groupnorm", "memory", "conv", "attention", "scaling")
 # Share of the remaining budget each family may use when it starts (in FAMILIES order).
-SHARES = {"host": 0.06, "gemm": 0.16, "groupnorm": 0.12, "memory": 0.3, "conv": 0.45, "attention": 1.0}
+SHARES = {"host": 0.06, "gemm": 0.16, "groupnorm": 0.12, "memory": 0.3, "conv": 0.45, "attention": 0.75, "scaling": 1.0}
 
 __all__ = ["FAMILIES", "main"]
 

@@ -172,6 +172,19 @@ class Context:
         return aggregate(device_events(torch, prof, cpu_fallback=not self.cuda), calls)
 
 
+def capture_graph(torch: Any, fn: Callable[[], Any]) -> Any:
+    """A CUDA graph of one call of `fn`, warmed up on a side stream first (as capture requires)."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    return g
+
+
 def device_events(torch: Any, prof: Any, cpu_fallback: bool = False) -> list[dict[str, Any]]:
     """Kernel, memcpy and memset events of a finished profile: [{kernel, start_us, dur_us}]."""
     from torch.autograd import DeviceType

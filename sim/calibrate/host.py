@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from ._bench import Context
+from ._bench import Context, capture_graph
 
 COLUMNS = ["benchmark", "method", "n_kernels", "time_us_total", "us_per_kernel", "gpu_us_per_kernel", "reps"]
 
@@ -103,14 +103,7 @@ def run(ctx: Context) -> None:
     # -- CUDA graph replay ------------------------------------------------------------------------
     if ctx.cuda:
         try:
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                inplace_chain()
-            torch.cuda.current_stream().wait_stream(s)
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                inplace_chain()
+            g = capture_graph(torch, inplace_chain)
             g.replay()
             torch.cuda.synchronize()
             w, gpu = wall(g.replay, 5)

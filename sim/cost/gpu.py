@@ -4,12 +4,17 @@ Kernels whose `gpu_kind` is not 0 come here instead of the array/vector units (s
 constants are the arch's `gpu` section (`sim.arch.gpu`, the `gpu_*` fields of the hardware
 record). The mechanisms, each general to GPUs and none specific to a model:
 
-- GEMM: thread-block tiles (t x t, t x 2t, 2t x t of `gpu.gemm_tile`) run in waves over the SMs
+- GEMM: thread-block tiles (t x t, t x 2t, 2t x t, t/2 x t, t x t/2 of `gpu.gemm_tile`) run in waves over the SMs
   (`cores`), ceil(tiles / SMs) waves of tile x tile x K MACs at the SM's array rate times
   `gemm_efficiency`; when tiles are fewer than SMs, K is split (split-K, partial sums in fp32
   through memory, at least `gemm_split_k_min` deep per split). Concurrent tiles share L2, so DRAM
-  traffic is the compulsory bytes (A, B, C once), at `gemm_stream_gbs`. The tile shape and split
-  with the least time win (a library's heuristic, idealized). Plus `gemm_fixed_us`.
+  traffic is the compulsory bytes (A, B, C once): reads at `gemm_read_gbs`, writes at
+  `gemm_write_gbs` (HBM writes are slower: the unfused attention's score-writing baddbmm), after
+  `gemm_mem_latency_us`; time = max(compute, memory). The tile shape and split with the least
+  time win (a library's heuristic, idealized); cuBLAS GEMMs may also run stream-K (Osama et al.,
+  PPoPP 2023: main-loop iterations of `STREAM_K_DEPTH` spread evenly over the SMs, one partial tile
+  per SM fixed up through memory), convolutions (`GK_CONV`, cuDNN) whole tiles only. Plus
+  `gemm_fixed_us`.
 - Fused attention (cuDNN / FlashAttention-2 / memory-efficient): one thread block per
   (batch x head, query tile); a wave of blocks takes `attention_tile_us` for its first key tile
   (measured at sequence 16, the whole kernel being one tile) and then, per further key tile,
@@ -17,7 +22,9 @@ record). The mechanisms, each general to GPUs and none specific to a model:
   exps on the special-function units (`attention_gscores_s`, spread over the SMs). Head dims
   arrive padded by the runtime model (40 -> 64, 72 -> 128, 160 -> 192).
 - Memory-bound kernels: `kernel_floor_us` + bytes / the measured bandwidth of their class
-  (`bandwidth_gbs`); GroupNorm statistics at `gn_block_gbs` per thread block, with one block per
+  (`bandwidth_gbs`); softmax at the rate measured for its row length (`softmax_row_gbs`: PyTorch
+  runs a warp per row up to 1024, then register, shared-memory and looping kernels, at 1.0-2.7 TB/s);
+  head split/merge copies (a permute keeping the contiguous head dim) at `head_copy`; GroupNorm statistics at `gn_block_gbs` per thread block, with one block per
   (sample, group) (`par`), up to `gn_stats_max_gbs`; LayerNorm pays `layernorm_row_ns` per row.
   Pointwise work fused into another kernel (`GK_FUSED`) moves its bytes at the elementwise rate,
   with no floor.
@@ -30,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..arch.gpu import SOFTMAX_ROW_LENGTHS
 from .array import width
 
 # GPU kernel classes (the `gpu_kind` kernel field); 0: not a GPU kernel (array/vector units).
@@ -37,13 +45,22 @@ GK_NONE, GK_GEMM = 0, 1
 # memory-bound classes, in the order of `sim.arch.gpu.MEMORY_KINDS` (index = kind - GK_MEMORY)
 GK_MEMORY = 2
 GK_ELEMENTWISE, GK_BROADCAST, GK_PERMUTE, GK_COPY, GK_ACT_TRANSPOSE, GK_WEIGHT_TRANSPOSE = 2, 3, 4, 5, 6, 7
-GK_RESAMPLE, GK_SOFTMAX, GK_LAYERNORM, GK_GN_APPLY = 8, 9, 10, 11
-GK_GN_STATS, GK_GN_PARAMS = 12, 13
+GK_RESAMPLE, GK_SOFTMAX, GK_LAYERNORM, GK_GN_APPLY, GK_HEAD_COPY = 8, 9, 10, 11, 12
+GK_GN_STATS, GK_GN_PARAMS = 13, 14
 # fused attention, in the order of `sim.arch.gpu.ATTENTION_BACKENDS` (index = kind - GK_ATTENTION)
-GK_ATTENTION = 14
-GK_ATTN_CUDNN, GK_ATTN_FLASH2, GK_ATTN_EFFICIENT = 14, 15, 16
+GK_ATTENTION = 15
+GK_ATTN_CUDNN, GK_ATTN_FLASH2, GK_ATTN_EFFICIENT = 15, 16, 17
 # pointwise work fused into another kernel (a GEMM epilogue, a norm): no launch, no floor
-GK_FUSED = 17
+GK_FUSED = 18
+# an implicit-GEMM convolution (cuDNN): the GEMM model with whole tiles only (cuDNN's sm90 fprop
+# kernels run `segment_k_off`; cuBLAS's GEMMs also use stream-K)
+GK_CONV = 19
+# row lengths of the measured softmax rates (`gpu.softmax_row_gbs`): a softmax over rows of w
+# elements runs at the rate of the largest of these <= w (PyTorch picks its kernel by row length)
+SOFTMAX_ROWS = np.array(SOFTMAX_ROW_LENGTHS, dtype=np.float64)
+# K depth of one main-loop iteration of a thread block (the unit stream-K splits work in): the
+# 64 of cuBLAS's sm90 kernel names (nvjet_sm90_hsh_<tile>_64x<stages>, conv_kernels.csv / scaling.csv)
+STREAM_K_DEPTH = 64
 
 
 @njit(cache=True, inline="always")
@@ -52,15 +69,16 @@ def _cdiv(a, b):
 
 
 @njit(cache=True)
-def _gemm_cycles(m, kk, n, count, hw, thr):
+def _gemm_cycles(m, kk, n, count, hw, thr, stream_k):
     """(cycles of the best tile shape and split, extra DRAM bytes of its split-K partials)."""
     sms = int(hw.cores)
     rate = hw.array_rows * hw.array_cols * hw.array_count * hw.gpu_gemm_efficiency * thr  # MACs/cycle/SM
     t = int(hw.gpu_gemm_tile)
+    hz = hw.frequency_mhz * 1e6
     best, best_extra = np.inf, 0.0
-    for shape in range(3):
-        tm = t * (2 if shape == 2 else 1)
-        tn = t * (2 if shape == 1 else 1)
+    for shape in range(5):  # t x t, t x 2t, 2t x t, t/2 x t, t x t/2
+        tm = t * (2 if shape == 2 else 1) // (2 if shape == 3 else 1)
+        tn = t * (2 if shape == 1 else 1) // (2 if shape == 4 else 1)
         tiles = _cdiv(m, tm) * _cdiv(n, tn) * count
         split = 1
         while True:
@@ -68,14 +86,34 @@ def _gemm_cycles(m, kk, n, count, hw, thr):
             waves = _cdiv(tiles * split, sms)
             cycles = waves * tm * tn * depth / rate
             extra = 0.0 if split == 1 else 2.0 * split * m * n * count * 4.0  # fp32 partials written + read
-            per_cycle = hw.gpu_gemm_stream_gbs * 1e9 / (hw.frequency_mhz * 1e6)
-            total = cycles + extra / per_cycle
+            partials = (extra / 2) * (1.0 / hw.gpu_gemm_read_gbs + 1.0 / hw.gpu_gemm_write_gbs)
+            total = cycles + partials * hz / 1e9
             if total < best:
                 best, best_extra = total, extra
             if tiles * split * 2 > sms or depth < 2 * hw.gpu_gemm_split_k_min:
                 break
             split *= 2
+        # stream-K: the tiles' main-loop iterations spread evenly over the SMs, each SM fixing up
+        # at most one partial tile through memory (fp32, written + read)
+        iters = tiles * _cdiv(kk, STREAM_K_DEPTH)
+        if stream_k and iters % sms:
+            cycles = _cdiv(iters, sms) * tm * tn * STREAM_K_DEPTH / rate
+            extra = 2.0 * min(sms, tiles) * tm * tn * 4.0
+            total = cycles + (extra / 2) * (1.0 / hw.gpu_gemm_read_gbs + 1.0 / hw.gpu_gemm_write_gbs) * hz / 1e9
+            if total < best:
+                best, best_extra = total, extra
     return best, best_extra
+
+
+@njit(cache=True)
+def _softmax_gbs(row, hw, default):
+    """Rate of a softmax over rows of `row` elements: the measured rate of the longest measured
+    row length <= row (the shortest for shorter rows); `default` where none was measured."""
+    i = 0
+    while i + 1 < SOFTMAX_ROWS.shape[0] and SOFTMAX_ROWS[i + 1] <= row:
+        i += 1
+    gbs = hw.gpu_softmax_row_gbs[i]
+    return gbs if gbs > 0 else default
 
 
 @njit(cache=True)
@@ -100,24 +138,24 @@ def gpu_kernel(out, k, hw):
     hz = hw.frequency_mhz * 1e6
     wa, wb, wc = width(k.a_bits, native_bits), width(k.b_bits, native_bits), width(k.c_bits, native_bits)
     floor = hw.gpu_kernel_floor_us * 1e-6 * hz
-    if k.gpu_kind == GK_GEMM or GK_ATTENTION <= k.gpu_kind <= GK_ATTN_EFFICIENT:
+    if k.gpu_kind == GK_GEMM or k.gpu_kind == GK_CONV or GK_ATTENTION <= k.gpu_kind <= GK_ATTN_EFFICIENT:
         m, kk, n, count = k.m, k.k, k.n, k.count
-        if k.gpu_kind == GK_GEMM:
+        if k.gpu_kind == GK_GEMM or k.gpu_kind == GK_CONV:
             thr = 1.0 if k.mac_dtype < 0 else hw.array_throughput[k.mac_dtype]
-            compute, extra = _gemm_cycles(m, kk, n, count, hw, thr)
+            compute, extra = _gemm_cycles(m, kk, n, count, hw, thr, k.gpu_kind == GK_GEMM)
             rd = count * (k.a_dram * m * kk * wa + k.b_dram * kk * n * wb) * w + extra / 2
             wr = count * k.c_dram * m * n * wc * w + extra / 2
-            bw = hw.gpu_gemm_stream_gbs * 1e9 / hz
+            mem = hw.gpu_gemm_mem_latency_us * 1e-6 * hz + (
+                rd / hw.gpu_gemm_read_gbs + wr / hw.gpu_gemm_write_gbs) * hz / 1e9  # fmt: skip
             fixed = hw.gpu_gemm_fixed_us * 1e-6 * hz
             out.macs = count * m * kk * n
         else:  # fused attention: Q, K, V read, O written
             compute = _attention_cycles(k, hw)
             rd = count * (m * kk * wa + 2 * n * kk * wb) * w
             wr = count * m * kk * wc * w
-            bw = hw.dram_bandwidth_gbs * 1e9 / hz
+            mem = (rd + wr) / (hw.dram_bandwidth_gbs * 1e9) * hz
             fixed = 0.0
             out.macs = 2 * count * m * kk * n
-        mem = (rd + wr) / bw
         out.compute_cycles = fixed + compute
         out.stall_cycles = max(0.0, mem - compute)
         out.dram_read_bytes = rd
@@ -136,7 +174,10 @@ def gpu_kernel(out, k, hw):
         floor = 0.0
         mem = (rd + wr) / (hw.gpu_bandwidth_gbs[GK_ELEMENTWISE - GK_MEMORY] * 1e9) * hz
     else:
-        mem = (rd + wr) / (hw.gpu_bandwidth_gbs[k.gpu_kind - GK_MEMORY] * 1e9) * hz
+        gbs = hw.gpu_bandwidth_gbs[k.gpu_kind - GK_MEMORY]
+        if k.gpu_kind == GK_SOFTMAX and k.par > 0:
+            gbs = _softmax_gbs(k.words_in / k.par, hw, gbs)
+        mem = (rd + wr) / (gbs * 1e9) * hz
         if k.gpu_kind == GK_LAYERNORM:
             mem += k.par * hw.gpu_layernorm_row_ns * 1e-9 * hz
     out.compute_cycles = floor

@@ -11,13 +11,14 @@ them stay attributed to the op, as a profiler attributes kernels to the aten op 
   (`conv.csv`: conv1x1*, conv3x3_in). channels_last: the conv and its bias add only.
 - linear / matmul: one GEMM (cuBLASLt fuses the bias).
 - GroupNorm: statistics (one thread block per sample x group), parameters, apply: 3 kernels.
-  LayerNorm: one kernel costed per row; RMSNorm as transformers writes it (to fp32, pow, mean,
+  LayerNorm: one kernel costed per row; a per-head (q/k) LayerNorm over a rank-4 input first
+  copies it (diffusers' processors normalize the transposed [b, h, s, d] view: a head copy); RMSNorm as transformers writes it (to fp32, pow, mean,
   add eps, rsqrt, mul, to fp16, mul weight: 8 kernels; 1 when compiled).
 - GEGLU / SwiGLU: the activation over the gate half, then a mul. Rotary embeddings as
   transformers writes them: mul, neg, cat, mul, add.
 - attention: fused (cuDNN, FlashAttention-2, memory-efficient; head dims padded to the kernel's
   supported sizes) or unfused as diffusers' AttnProcessor: head split copies of q, k, v,
-  baddbmm, softmax, bmm, head merge copy; `math` adds fp32 upcast kernels around the softmax.
+  baddbmm, softmax (rows of Lk), bmm, head merge copy; `math` adds fp32 upcast kernels around the softmax.
 - compiled modes: pointwise ops (activation, elementwise) fuse into a producing norm or
   pointwise op that feeds only them (no launch, no round trip), and into GEMM epilogues (the
   `fuse_elementwise` pass, added by the engine).
@@ -36,6 +37,7 @@ from ..cost.gpu import (
     GK_ATTN_EFFICIENT,
     GK_ATTN_FLASH2,
     GK_BROADCAST,
+    GK_CONV,
     GK_COPY,
     GK_ELEMENTWISE,
     GK_FUSED,
@@ -43,6 +45,7 @@ from ..cost.gpu import (
     GK_GN_APPLY,
     GK_GN_PARAMS,
     GK_GN_STATS,
+    GK_HEAD_COPY,
     GK_LAYERNORM,
     GK_PERMUTE,
     GK_RESAMPLE,
@@ -107,6 +110,8 @@ def expand(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -
             result = _rms_norm(out, rows)
         else:
             result = [vector(GK_LAYERNORM, words_in, out, out, rows, "norm")]
+        if len(op.inputs[0]) == 4 and not config.compiled:  # a per-head q/k norm: its input is a
+            result.insert(0, move(GK_HEAD_COPY, words_in))  # transposed head view, copied first
     elif kind is OpKind.ACTIVATION and op.attrs.get("fn") in ("geglu", "swiglu"):
         result = [vector(GK_ELEMENTWISE, out, out, vclass="activation"), vector(GK_ELEMENTWISE, 2 * out, out)]
     elif kind is OpKind.ELEMENTWISE and op.attrs.get("fn") == "sinusoidal" and not config.compiled:
@@ -118,7 +123,7 @@ def expand(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -
         broadcast = any(tuple(s) != tuple(op.output) for s in op.inputs)
         result = [{**kernels[0], "gpu_kind": GK_BROADCAST if broadcast else GK_ELEMENTWISE}]
     elif kind is OpKind.SOFTMAX:
-        result = [{**kernels[0], "gpu_kind": GK_SOFTMAX}]
+        result = [{**kernels[0], "gpu_kind": GK_SOFTMAX, "par": out // op.output[-1]}]
     elif kind is OpKind.RESAMPLE:
         result = [{**kernels[0], "gpu_kind": GK_RESAMPLE}]
     elif kind is OpKind.DATA_MOVEMENT:
@@ -155,7 +160,7 @@ def _rms_norm(out: int, rows: int) -> list[dict]:
 
 def _conv(op: Op, k: dict, config: RuntimeConfig) -> list[dict]:
     a = op.attrs
-    conv = {**k, "gpu_kind": GK_GEMM}
+    conv = {**k, "gpu_kind": GK_CONV}
     result = [conv]
     transposes = config.conv_layout == "nchw" and math.prod(a["kernel"]) > 1 and a["in_ch"] % 8 == 0
     if transposes:
@@ -195,15 +200,15 @@ def _attention(op: Op, kernels: list[dict], config: RuntimeConfig) -> list[dict]
         return [gemm(lq, d, lk, bh, gk)]
     q, kv, o = bh * lq * a["head_dim"], bh * lk * a["head_dim"], bh * lq * a["v_head_dim"]
     scores = bh * lq * lk
-    softmax = vector(GK_SOFTMAX, scores, scores, vclass="softmax")
+    softmax = vector(GK_SOFTMAX, scores, scores, par=bh * lq, vclass="softmax")
     middle = [softmax]
     if backend == "math":  # scores upcast to fp32 for the softmax, and back
         middle = [{**vector(GK_ELEMENTWISE, scores, scores), "c_bits": 32},
                   {**softmax, "a_bits": 32, "c_bits": 32}, {**vector(GK_ELEMENTWISE, scores, scores), "a_bits": 32}]  # fmt: skip
     qk = {**gemm(lq, a["head_dim"], lk, bh), "role": "qk"}
     pv = {**gemm(lq, lk, a["v_head_dim"], bh), "role": "pv"}
-    split = [move(GK_PERMUTE, q), move(GK_PERMUTE, kv), move(GK_PERMUTE, bh * lk * a["v_head_dim"])]
-    return [*split, qk, *middle, pv, move(GK_PERMUTE, o)]
+    split = [move(GK_HEAD_COPY, q), move(GK_HEAD_COPY, kv), move(GK_HEAD_COPY, bh * lk * a["v_head_dim"])]
+    return [*split, qk, *middle, pv, move(GK_HEAD_COPY, o)]
 
 
 def _fused_producer(op: Op, graph: OpGraph) -> Op | None:
