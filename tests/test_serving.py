@@ -113,7 +113,7 @@ def test_cache_stores_k_states_and_evicts_whole_prompts_last():
     assert c.lookup(e[0]) == (25, pytest.approx(1.0))  # exact repeat: K = 25
     c.insert(2, e[2], 20)  # 2 states: prompt 0 keeps only step 25
     c.insert(3, e[3], 25)  # 1 state: prompt 0 leaves the index with its last state
-    assert 0 not in c.states and len(c.index) == 3
+    assert 0 not in c.states and c.prompts == 3
 
 
 def test_lcbfu_cache_keeps_high_k_states():

@@ -8,6 +8,12 @@ steps. A request that itself skipped K stores the state it started from and its 
 (steps >= K). An entry is one stored state (prompt, k): capacity is in entries and optionally in
 bytes (entries x latent bytes); `policies` picks the victim entry, and a prompt leaves the vector
 index with its last state.
+
+The state (embeddings, stored states, uses, eviction heap) is numpy arrays driven by the Numba
+kernels in `kernels.py`; `LatentCache` is the thin Python face the engine calls twice per request.
+With `index: exact` the search runs inside the lookup kernel (exact top-1 over the packed rows);
+with `index: hnsw` hnswlib finds the neighbour and is kept in step with the prompts the kernels
+add and drop, in the same order.
 """
 
 from __future__ import annotations
@@ -16,23 +22,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernels as kn
 from .config import CacheSpec
-from .index import make_index
-from .policies import make_policy
+from .index import HnswIndex
+from .state import grow, new_state
 
 
 def k_from_similarity(similarity: float, thresholds: tuple[tuple[float, int], ...]) -> int:
     """Steps to skip for a neighbour at `similarity`: K of the first threshold it exceeds, else 0."""
-    for threshold, k in thresholds:  # sorted by threshold, highest first
-        if similarity > threshold:
-            return k
-    return 0
+    sims, ks = zip(*thresholds, strict=True)
+    return int(kn.k_of(float(similarity), np.array(sims, dtype=np.float64), np.array(ks, dtype=np.int64)))
 
 
 def latent_bytes(spec: CacheSpec, resolution: int) -> int:
     """Bytes of one stored latent state of a `resolution`^2 image."""
     side = max(resolution // spec.latent_downsample, 1)
     return spec.latent_channels * side * side * spec.latent_bytes_per_value
+
+
+def entry_limit(capacity: int, capacity_gb: float, state_bytes: int) -> int:
+    """Most entries: `capacity`, and at most as many states as fit in `capacity_gb` (0: no byte limit)."""
+    if capacity_gb <= 0:
+        return capacity
+    byte_limit = capacity_gb * 1e9
+    most = int(byte_limit // state_bytes)
+    while most * state_bytes > byte_limit:  # exact integer-vs-float comparisons fix the rounding
+        most -= 1
+    while (most + 1) * state_bytes <= byte_limit:
+        most += 1
+    return min(capacity, most)
 
 
 @dataclass
@@ -47,71 +65,69 @@ class CacheStats:
 
 
 class LatentCache:
-    """Prompts (embeddings in the vector index) and their stored states; one state = one entry."""
+    """Prompts (embeddings) and their stored states; one state = one entry."""
 
     def __init__(self, spec: CacheSpec, dim: int, steps: int, state_bytes: int, seed: int = 0) -> None:
         self.spec, self.state_bytes = spec, state_bytes
         self.enabled = spec.capacity > 0
-        self.byte_limit = spec.capacity_gb * 1e9 if spec.capacity_gb > 0 else float("inf")
-        self.index = make_index(spec.index, dim, spec.capacity, seed)
-        self.policy = make_policy(spec.policy, steps)
-        self.states: dict[int, list[int]] = {}  # prompt key -> stored steps, ascending
-        self.entries = 0
-        self._inserting = -1  # the prompt being stored: it stays indexed while its states go in
-        self.stats = CacheStats()
+        limit = entry_limit(spec.capacity, spec.capacity_gb, state_bytes) if self.enabled else 0
+        self._buffers = new_state(
+            dim, spec.k_states, spec.thresholds, spec.policy, steps, limit,
+            misses_only=spec.insert == "misses", never_store=limit == 0,
+        )  # fmt: skip
+        self._hnsw = HnswIndex(dim, max(spec.capacity, 1), seed=seed) if spec.index == "hnsw" else None
+
+    @property
+    def _st(self) -> kn.CacheState:
+        return kn.unpack(*self._buffers)
 
     def __len__(self) -> int:
-        return self.entries
+        return int(self._st.counters[kn.LIVE])
+
+    @property
+    def prompts(self) -> int:
+        """Prompts in the vector index."""
+        return int(self._st.counters[kn.N_ROWS])
+
+    @property
+    def states(self) -> dict[int, list[int]]:
+        """Prompt key -> its stored steps, ascending."""
+        st = self._st
+        return {
+            int(st.row_key[r]): [int(k) for k, s in zip(st.k_states, st.row_slots[r], strict=True) if s >= 0]
+            for r in range(self.prompts)
+        }
+
+    @property
+    def stats(self) -> CacheStats:
+        c, b = self._st.counters, self.state_bytes
+        return CacheStats(
+            int(c[kn.LOOKUPS]), int(c[kn.HITS]), int(c[kn.EVICTIONS]), int(c[kn.INSERTS]),
+            int(c[kn.LIVE]) * b, int(c[kn.PEAK]) * b, int(c[kn.PEAK]),
+        )  # fmt: skip
 
     def lookup(self, embedding: np.ndarray) -> tuple[int, float]:
         """(steps to skip, similarity of the nearest cached prompt); 0 steps is a miss."""
-        self.stats.lookups += 1
-        key, similarity = self.index.nearest(embedding)
-        if key < 0:
-            return 0, similarity
-        limit = k_from_similarity(similarity, self.spec.thresholds)
-        k = max((s for s in self.states[key] if s <= limit), default=0)
-        if k:
-            self.stats.hits += 1
-            self.policy.use((key, k))
-        return k, similarity
+        if self._hnsw is None:
+            return kn.lookup(*self._buffers, embedding)
+        key, similarity = self._hnsw.nearest(embedding)
+        return kn.lookup_key(*self._buffers, key, similarity), similarity
 
     def insert(self, key: int, embedding: np.ndarray, skipped: int) -> None:
         """Store request `key`'s states (those at steps >= `skipped`), evicting as needed."""
-        if not self.enabled or (skipped and self.spec.insert == "misses"):
+        if not self.enabled:
             return
-        steps = [s for s in self.spec.k_states if s >= skipped]
-        if not steps or self.state_bytes > self.byte_limit:
-            return
-        self.index.add(key, embedding)
-        stored = self.states[key] = []
-        stats = self.stats
-        self._inserting = key
-        for k in steps:
-            while self.entries >= self.spec.capacity or stats.bytes_used + self.state_bytes > self.byte_limit:
-                self._evict(self.policy.victim())
-            stored.append(k)
-            self.policy.add((key, k), k)
-            self.entries += 1
-            stats.bytes_used += self.state_bytes
-        stats.inserts += 1
-        stats.peak_bytes = max(stats.peak_bytes, stats.bytes_used)
-        stats.peak_entries = max(stats.peak_entries, self.entries)
-        self._inserting = -1
-        if not stored:  # its own states were the victims
-            self._drop(key)
-
-    def _evict(self, item: tuple[int, int]) -> None:
-        key, k = item
-        self.policy.remove(item)
-        stored = self.states[key]
-        stored.remove(k)
-        self.entries -= 1
-        self.stats.bytes_used -= self.state_bytes
-        self.stats.evictions += 1
-        if not stored and key != self._inserting:
-            self._drop(key)
-
-    def _drop(self, key: int) -> None:
-        del self.states[key]
-        self.index.remove(key)
+        if key < 0:
+            raise ValueError(f"cache keys are non-negative request ids, got {key}")
+        matrix, ints, floats = self._buffers
+        dropped = kn.insert(matrix, ints, floats, key, embedding, skipped)
+        if dropped == kn.GROW:
+            st = self._st
+            live, limit = int(st.counters[kn.LIVE]), int(st.counters[kn.LIMIT])
+            slots = min(max(2 * len(st.entry), live + len(st.k_states)), limit)
+            self._buffers = grow(self._buffers, slots, max(2 * len(st.row_of_key), key + 1))
+            dropped = kn.insert(*self._buffers, key, embedding, skipped)
+        if self._hnsw is not None and dropped >= 0:  # replay the index changes in order
+            self._hnsw.add(key, embedding)
+            for gone in self._st.dropped[:dropped]:
+                self._hnsw.remove(int(gone))

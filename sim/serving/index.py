@@ -1,10 +1,11 @@
-"""Vector search over cached prompt embeddings: exact numpy cosine search, or hnswlib.
+"""Vector search over cached prompt embeddings: exact cosine search (Numba), or hnswlib.
 
-`ExactIndex` keeps the unit embeddings in one preallocated float32 matrix, packed (a removal
-moves the last row into the hole), so a lookup is one pass of dot products over the live rows
-(a Numba kernel: single-threaded, where a BLAS matrix-vector product spawns threads that cost
-more than the work at these sizes on a busy machine). `experiments/serving/benchmark.py` measures it against hnswlib: exact search is
-faster up to the cache sizes simulated here (see the README numbers), and it is exact, so the
+Exact search keeps the unit embeddings in one float32 matrix, packed (a removal moves the last
+row into the hole), so a lookup is one pass of dot products over the live rows (`kernels.top1`:
+single-threaded, where a BLAS matrix-vector product spawns threads that cost more than the work
+at these sizes on a busy machine). The latent cache runs it inside its own lookup kernel on its
+own rows; `ExactIndex` is the same search behind the `VectorIndex` interface, for the benchmark.
+`experiments/serving/benchmark.py` measures it against hnswlib: exact search is faster up to the cache sizes simulated here (see the README numbers), and it is exact, so the
 similarity -> K map sees true top-1 neighbours. `HnswIndex` (pip install hnswlib) is for caches of
 hundreds of thousands of entries.
 """
@@ -13,23 +14,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import numba
 import numpy as np
 
 from workloads.errors import InputError
 
-
-@numba.njit(cache=True, fastmath=True, nogil=True)
-def _top1(matrix: np.ndarray, n: int, vector: np.ndarray) -> tuple[int, float]:
-    """Row of the largest dot product among the first n rows (single-threaded, no BLAS)."""
-    best, best_row = -np.inf, -1
-    for i in range(n):
-        acc = np.float32(0.0)
-        for j in range(matrix.shape[1]):
-            acc += matrix[i, j] * vector[j]
-        if acc > best:
-            best, best_row = acc, i
-    return best_row, best
+from .kernels import top1
 
 
 class VectorIndex(Protocol):
@@ -72,7 +61,7 @@ class ExactIndex:
         n = len(self._row)
         if not n:
             return -1, -1.0
-        row, similarity = _top1(self._matrix, n, vector)
+        row, similarity = top1(self._matrix, n, vector)
         return int(self._keys[row]), float(similarity)
 
 
@@ -112,7 +101,3 @@ class HnswIndex:
             return -1, -1.0
         labels, distances = self._index.knn_query(vector[None, :], k=1)
         return int(labels[0, 0]), 1.0 - float(distances[0, 0])  # hnswlib 'ip' distance is 1 - dot
-
-
-def make_index(kind: str, dim: int, capacity: int, seed: int = 0) -> VectorIndex:
-    return HnswIndex(dim, capacity, seed=seed) if kind == "hnsw" else ExactIndex(dim, capacity)

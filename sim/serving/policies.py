@@ -11,104 +11,72 @@ evict; `remove` then drops it).
   frequency x K / N, with frequency = uses + 1 and K the steps the state lets a request skip
   (the artifact's rule); ties: least recently used first.
 
-LFU and LCBFU keep a heap with lazy deletion: each change pushes a fresh (score, tick, key)
-record and stale records are skipped at eviction, so every operation is O(log n).
+The policies run inside the cache's Numba kernels (`kernels.py`: one min-heap of (score, tick)
+records with lazy deletion, O(log n) per operation). `Policy` drives the same kernels for any
+hashable keys, outside a cache: the unit tests check each policy's eviction order through it.
 """
 
 from __future__ import annotations
 
-import heapq
-from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Protocol
+
+from . import kernels as kn
+from .state import grow, new_state
 
 Key = Hashable
 
 
-class Policy(Protocol):
-    def add(self, key: Key, k: int) -> None: ...
-    def use(self, key: Key) -> None: ...
-    def victim(self) -> Key: ...
-    def remove(self, key: Key) -> None: ...
+class Policy:
+    """One eviction policy over arbitrary keys (the cache kernels' heap, keys mapped to slots)."""
 
+    name = "lru"
 
-class FifoPolicy:
-    def __init__(self) -> None:
-        self._order: OrderedDict[Key, None] = OrderedDict()
+    def __init__(self, steps: int = 50) -> None:
+        self._buffers = new_state(1, (1,), (), self.name, steps, limit=1 << 62, slots=8)
+        self._slot: dict[Key, int] = {}
+        self._key: dict[int, Key] = {}
 
-    def add(self, key: Key, k: int) -> None:
-        self._order[key] = None
-
-    def use(self, key: Key) -> None:
-        pass
-
-    def victim(self) -> Key:
-        return next(iter(self._order))
-
-    def remove(self, key: Key) -> None:
-        del self._order[key]
-
-
-class LruPolicy(FifoPolicy):
-    def use(self, key: Key) -> None:
-        self._order.move_to_end(key)
-
-
-class _ScoredPolicy:
-    """Evicts the lowest score, the least recently touched first among equals."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Key]] = []
-        self._tick: dict[Key, int] = {}  # key -> tick of its live heap record
-        self._clock = 0
-        self._uses: dict[Key, int] = {}
-        self._k: dict[Key, int] = {}
-
-    def score(self, key: Key) -> float:
-        raise NotImplementedError
-
-    def _push(self, key: Key) -> None:
-        self._clock += 1
-        self._tick[key] = self._clock
-        heapq.heappush(self._heap, (self.score(key), self._clock, key))
-        if len(self._heap) > 4 * len(self._tick) + 64:  # drop stale records now and then
-            self._heap = [r for r in self._heap if self._tick.get(r[2]) == r[1]]
-            heapq.heapify(self._heap)
+    def __len__(self) -> int:
+        return len(self._slot)
 
     def add(self, key: Key, k: int) -> None:
-        self._uses[key], self._k[key] = 0, k
-        self._push(key)
+        if key in self._slot:
+            raise KeyError(f"{key!r} is already stored")
+        if len(self._slot) == len(kn.unpack(*self._buffers).entry):
+            self._buffers = grow(self._buffers, 2 * len(self._slot), 1)
+        slot = kn.policy(*self._buffers, kn.ADD, -1, k)
+        self._slot[key], self._key[slot] = slot, key
 
     def use(self, key: Key) -> None:
-        self._uses[key] += 1
-        self._push(key)
+        kn.policy(*self._buffers, kn.USE, self._slot[key], 0)
 
     def victim(self) -> Key:
-        while True:
-            _, tick, key = self._heap[0]
-            if self._tick.get(key) == tick:
-                return key
-            heapq.heappop(self._heap)
+        if not self._slot:
+            raise LookupError("no entries")
+        return self._key[kn.policy(*self._buffers, kn.VICTIM, -1, 0)]
 
     def remove(self, key: Key) -> None:
-        del self._tick[key], self._uses[key], self._k[key]
+        slot = self._slot.pop(key)
+        del self._key[slot]
+        kn.policy(*self._buffers, kn.REMOVE, slot, 0)
 
 
-class LfuPolicy(_ScoredPolicy):
-    def score(self, key: Key) -> float:
-        return float(self._uses[key] + 1)
+class FifoPolicy(Policy):
+    name = "fifo"
 
 
-class LcbfuPolicy(_ScoredPolicy):
-    def __init__(self, steps: int) -> None:
-        super().__init__()
-        self._steps = steps
+class LruPolicy(Policy):
+    name = "lru"
 
-    def score(self, key: Key) -> float:
-        return (self._uses[key] + 1) * self._k[key] / self._steps
+
+class LfuPolicy(Policy):
+    name = "lfu"
+
+
+class LcbfuPolicy(Policy):
+    name = "lcbfu"
 
 
 def make_policy(name: str, steps: int) -> Policy:
-    if name == "lcbfu":
-        return LcbfuPolicy(steps)
-    return {"fifo": FifoPolicy, "lru": LruPolicy, "lfu": LfuPolicy}[name]()
+    """The policy called `name` (fifo, lru, lfu, lcbfu) for a loop of `steps` steps."""
+    return {"fifo": FifoPolicy, "lru": LruPolicy, "lfu": LfuPolicy, "lcbfu": LcbfuPolicy}[name](steps)
