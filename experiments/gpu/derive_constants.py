@@ -63,21 +63,7 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
         "memory.csv bias_add nchw+c11 (< 50 us) minus conv_kernels.csv bias, same shape: median",
     )
 
-    # cuDNN layout transposes (profiler): nchwToNhwc = input + weight (2 launches), nhwcToNchw = output
-    t = ck[ck.role == "transpose"]
-    tin = t[t.kernel.str.contains("nchwToNhwc")]
-    ib = 2.0 * tin.N * tin.Cin * tin.H * tin.W * 2
-    wb = 2.0 * tin.Cout * tin.Cin * tin.ksize**2 * 2
-    a = np.c_[2 * np.ones(len(tin)), ib, wb]
-    (_, s_act, s_w), *_ = np.linalg.lstsq(a, tin.time_us.to_numpy(float), rcond=None)
-    out["act_transpose_gbs"] = (
-        round(1e-3 / s_act),
-        "conv_kernels.csv nchwToNhwcKernel: time = 2 floors + input bytes/bw_act + weight bytes/bw_w (least squares)",
-    )
-    out["weight_transpose_gbs"] = (
-        round(1e-3 / s_w),
-        "conv_kernels.csv nchwToNhwcKernel: same fit, weight term (KCRS -> KRSC)",
-    )
+    out.update(_transposes(ck, d / "regimes" / "regimes.csv"))
 
     def event_rows(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return frame.bytes.to_numpy(float), frame.time_us.to_numpy(float) - ev
@@ -141,6 +127,7 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
         "calibration.yaml gemm.min_gemm_time_us - event overhead",
     )
     out.update(_scaling(d / "scaling" / "scaling.csv", out["gemm_fixed_us"][0], floor))
+    out.update(_regimes(d / "regimes" / "regimes.csv"))
 
     # fused attention: MMA efficiency per backend, exp (SFU) ceiling, per-wave cost of a one-tile sequence
     for key, name in (("cudnn", "default"), ("flash2", "flash"), ("efficient", "efficient")):
@@ -180,6 +167,43 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
     return out
 
 
+def _transposes(ck: pd.DataFrame, regimes_csv: Path) -> dict[str, tuple[float, str]]:
+    """cuDNN's NCHW<->NHWC transposes (profiler): time = launches x floor + bytes / bw + runs x row_ns,
+    a run being one (image, channel)'s spatial extent (a weight's: its kernel R x S x T), least squares
+    over conv_kernels.csv (2-D convs: nchwToNhwc = input + weight, nhwcToNchw = output) and
+    regimes.csv conv3d (temporal 3x1x1 convs: weight runs of 3 elements)."""
+    t = ck[ck.role == "transpose"]
+    into = t.kernel.str.contains("nchwToNhwc").to_numpy()
+    n, cin, cout = t.N.to_numpy(float), t.Cin.to_numpy(float), t.Cout.to_numpy(float)
+    hw_in = (t.H * t.W).to_numpy(float)
+    hw_out = (t.H // t.stride * (t.W // t.stride)).to_numpy(float)
+    k2 = (t.ksize**2).to_numpy(float)
+    elems = np.where(into, n * cin * hw_in + cout * cin * k2, n * cout * hw_out)
+    runs = np.where(into, n * cin + cout * cin, n * cout)
+    rows = [np.c_[t.launches.to_numpy(float), 4.0 * elems, runs]]
+    y = [t.time_us.to_numpy(float)]
+    r = pd.read_csv(regimes_csv)
+    for row in r[r.benchmark == "conv3d"].itertuples():
+        b, c, f, h, w = map(float, row.shape.split("x"))
+        times = {k.split("<")[0].split("::")[-1]: float(k.rsplit("=", 1)[1][:-2]) for k in row.kernels.split(";")}
+        rows.append(np.array([[2, 4.0 * (b * c * f * h * w + 3 * c * c), b * c + c * c], [1, 4.0 * b * c * f * h * w, b * c]]))
+        y.append(np.array([times["nchwToNhwcKernel"], times["nhwcToNchwKernel"]]))
+    (_, s_b, s_r), *_ = np.linalg.lstsq(np.concatenate(rows), np.concatenate(y), rcond=None)
+    why = ("conv_kernels.csv transposes + regimes.csv conv3d: time = launches x floor + bytes/bw + runs x row_ns "
+           "(least squares; a run = one image x channel, or a weight's kernel extent)")  # fmt: skip
+    bw = round(1e-3 / s_b)
+    return {"act_transpose_gbs": (bw, why + ": bw"), "weight_transpose_gbs": (bw, why + ": bw (the same kernel)"),
+            "transpose_row_ns": (round(s_r * 1e3, 4), why + ": row_ns")}  # fmt: skip
+
+
+def _regimes(path: Path) -> dict[str, tuple[float, str]]:
+    """Constants from `regimes/regimes.csv`: pointwise kernels over non-contiguous views."""
+    r = pd.read_csv(path)
+    st = r[(r.benchmark == "strided") & r.op.isin(["gelu_chunk", "mul_chunk"])]
+    return {"strided_gbs": (round(1e-3 / _fit(st.bytes.to_numpy(float), st.kernel_us.to_numpy(float))[1]),
+                            "regimes.csv strided gelu_chunk + mul_chunk (GEGLU over chunk halves): 1/slope of kernel_us vs bytes")}  # fmt: skip
+
+
 def _scaling(path: Path, gemm_fixed_us: float, floor: float) -> dict[str, tuple[float, str]]:
     """Constants from `scaling/scaling.csv` (profiler kernel times): memory-bound GEMM streaming,
     softmax rate by row length, head split/merge copies."""
@@ -206,6 +230,21 @@ def _scaling(path: Path, gemm_fixed_us: float, floor: float) -> dict[str, tuple[
     out["gemm_read_gbs"] = (round(1e-3 / s_r), why + ": R")
     out["gemm_write_gbs"] = (round(1e-3 / s_w), why + ": W")
     out["gemm_mem_latency_us"] = (round(lat - gemm_fixed_us, 2), why + ": intercept - gemm_fixed_us")
+    # K or N not a multiple of 8 (77 keys): cuBLAS's align1 fallback, time beyond the fixed cost vs the
+    # aligned streaming model
+    un = ((lk % 8 != 0) | (hd % 8 != 0)).to_numpy()
+    brd, bwr = rd[1][un], wr[1][un]
+    aligned = lat - gemm_fixed_us + brd * s_r + bwr * s_w
+    out["gemm_unaligned_slowdown"] = (
+        round(float(np.median((b.kernel_us.to_numpy(float)[un] - gemm_fixed_us) / aligned)), 2),
+        "scaling.csv bgemm with Lk = 77: median (kernel_us - gemm_fixed_us) / (latency + rd/R + wr/W)",
+    )
+    su = sc[sc.benchmark == "sustained"]
+    ts = su.op.str.extract(r"t=([0-9.]+)s")[0].astype(float)
+    out["sustained_tensor_ratio"] = (
+        round(float(su.tflops[ts > 0.1].median() / su.tflops[ts <= 0.1].iloc[0]), 3),
+        "scaling.csv sustained (F.linear 35552x1920x7680 back to back): median TFLOP/s after 0.1 s / first window",
+    )
     # softmax over 512 MiB at each row length: bytes / (kernel time - floor)
     sm = sc[(sc.benchmark == "softmax") & (sc.bytes > 1e9)]
     width = sm["shape"].str.split("x").str[1].astype(int)

@@ -19,7 +19,7 @@ from .schema import doc
 # Memory-bound kernel classes with a measured bandwidth (bytes read + written per second).
 MEMORY_KINDS = (
     "elementwise", "broadcast", "permute", "copy", "act_transpose", "weight_transpose",
-    "resample", "softmax", "layernorm", "gn_apply", "head_copy",
+    "resample", "softmax", "layernorm", "gn_apply", "head_copy", "strided",
 )  # fmt: skip
 # Row lengths at which softmax rates were measured (`scaling.csv` softmax): PyTorch's softmax runs
 # a warp per row up to 1024 elements (its loop sized to the next power of two), a register kernel
@@ -66,6 +66,16 @@ class GpuConfig:
         metadata=doc("time before a memory-bound GEMM streams at its rates (DRAM latency, ramp)", "us", positive=False),
     )
     gemm_fixed_us: float = field(default=0.0, metadata=doc("fixed GPU time of a GEMM kernel", "us", positive=False))
+    gemm_unaligned_slowdown: float = field(
+        default=0.0,
+        metadata=doc("time factor of a GEMM whose K or N is not a multiple of 8 (cuBLAS align1 kernels); 0: none",
+                     "x", positive=False),  # fmt: skip
+    )
+    sustained_tensor_ratio: float = field(
+        default=0.0,
+        metadata=doc("tensor-core rate under sustained load (power cap) relative to the bursts the GEMM constants "
+                     "come from; 0: no derate", "x", positive=False, max=1),  # fmt: skip
+    )
     gemm_split_k_min: int = field(
         default=128, metadata=doc("smallest K per split when split-K spreads too few tiles over the SMs")
     )
@@ -85,6 +95,11 @@ class GpuConfig:
     )
     layernorm_row_ns: float = field(
         default=0.0, metadata=doc("LayerNorm time per row beyond its bytes", "ns", positive=False)
+    )
+    transpose_row_ns: float = field(
+        default=0.0,
+        metadata=doc("NCHW<->NHWC transpose time per contiguous run (image x channel) beyond its bytes", "ns",
+                     positive=False),  # fmt: skip
     )
     gn_block_gbs: float = field(
         default=0.0,

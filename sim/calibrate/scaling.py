@@ -46,7 +46,8 @@ LN_SHAPES = ((16384, 64), (262144, 64), (1066560, 64), (262144, 72), (262144, 12
 
 
 def _row(ctx: Context, bench: str, op: str, shape: str, nbytes: float, flops: float, fn: Callable[[], Any],
-         profile: bool = True, **bench_kw: Any) -> None:  # fmt: skip
+         profile: bool = True, family: str = "scaling", **bench_kw: Any) -> None:  # fmt: skip
+    """One measurement row of `family`'s CSV: event time, and the profiled kernels unless not `profile`."""
     r = ctx.bench(fn, **bench_kw)
     row: dict[str, Any] = {"benchmark": bench, "op": op, "shape": shape, "dtype": ctx.dtype_name, "bytes": nbytes,
                            "flops": flops, "time_us": r["time_us"], "min_us": r["min_us"]}  # fmt: skip
@@ -59,7 +60,7 @@ def _row(ctx: Context, bench: str, op: str, shape: str, nbytes: float, flops: fl
     t = row.get("kernel_us") or r["time_us"]
     row["gbs"] = nbytes / t / 1e3
     row["tflops"] = flops / t / 1e6 if flops else None
-    ctx.write("scaling", COLUMNS, row)
+    ctx.write(family, COLUMNS, row)
 
 
 def _guard(ctx: Context, what: str, body: Callable[[], None]) -> bool:
@@ -207,6 +208,28 @@ def _graph_gap(ctx: Context) -> bool:
     return _guard(ctx, "scaling graph_gap", body)
 
 
+def sustained_rows(ctx: Context, family: str, name: str, shape: str, flops: float, nbytes: float,
+                   fn: Callable[[], Any], seconds: float = 2.0, per_window: int = 50) -> None:  # fmt: skip
+    """`fn` back to back for `seconds` after a 1 s rest: one row per `per_window` calls (op `name@t=...s`),
+    the per-call event time of that window (the clocks fall once the board reaches its power cap)."""
+    torch = ctx.torch
+    torch.cuda.synchronize()
+    time.sleep(1.0)  # let the card cool to its idle state first
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        for _ in range(per_window):
+            fn()
+        e.record()
+        e.synchronize()
+        us = s.elapsed_time(e) * 1e3 / per_window
+        ctx.write(family, COLUMNS, {"benchmark": "sustained", "op": f"{name}t={time.monotonic() - t0:.2f}s",
+                                    "shape": shape, "dtype": ctx.dtype_name, "flops": flops or None,
+                                    "bytes": nbytes or None, "time_us": us, "gbs": nbytes / us / 1e3 if nbytes else None,
+                                    "tflops": flops / us / 1e6 if flops else None})  # fmt: skip
+
+
 def _sustained(ctx: Context) -> bool:
     """F.linear 35552x1920x7680 back to back for ~2 s: per-call time in 100 ms windows."""
     torch = ctx.torch
@@ -217,20 +240,6 @@ def _sustained(ctx: Context) -> bool:
     def body() -> None:
         x = torch.randn(35552, 1920, device=ctx.device, dtype=ctx.dtype)
         w = torch.randn(7680, 1920, device=ctx.device, dtype=ctx.dtype)
-        flops = 2.0 * 35552 * 1920 * 7680
-        torch.cuda.synchronize()
-        time.sleep(1.0)  # let the card cool to its idle state first
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 2.0:
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            for _ in range(50):
-                F.linear(x, w)
-            e.record()
-            e.synchronize()
-            us = s.elapsed_time(e) * 1e3 / 50
-            ctx.write("scaling", COLUMNS, {"benchmark": "sustained", "op": f"t={time.monotonic() - t0:.2f}s",
-                                           "shape": "35552x1920x7680", "dtype": ctx.dtype_name, "flops": flops,
-                                           "time_us": us, "tflops": flops / us / 1e6})  # fmt: skip
+        sustained_rows(ctx, "scaling", "", "35552x1920x7680", 2.0 * 35552 * 1920 * 7680, 0.0, lambda: F.linear(x, w))
 
     return _guard(ctx, "scaling sustained", body)

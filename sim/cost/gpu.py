@@ -10,11 +10,15 @@ record). The mechanisms, each general to GPUs and none specific to a model:
   through memory, at least `gemm_split_k_min` deep per split). Concurrent tiles share L2, so DRAM
   traffic is the compulsory bytes (A, B, C once): reads at `gemm_read_gbs`, writes at
   `gemm_write_gbs` (HBM writes are slower: the unfused attention's score-writing baddbmm), after
-  `gemm_mem_latency_us`; time = max(compute, memory). The tile shape and split with the least
+  `gemm_mem_latency_us`; time = max(compute, memory). A GEMM whose K or N is not a multiple of 8
+  runs cuBLAS's `align1` fallback, `gemm_unaligned_slowdown` times slower (77-key cross-attention). The tile shape and split with the least
   time win (a library's heuristic, idealized); cuBLAS GEMMs may also run stream-K (Osama et al.,
   PPoPP 2023: main-loop iterations of `STREAM_K_DEPTH` spread evenly over the SMs, one partial tile
   per SM fixed up through memory), convolutions (`GK_CONV`, cuDNN) whole tiles only. Plus
   `gemm_fixed_us`.
+- Sustained tensor work: the MMA time of GEMMs, convolutions and fused attention is divided by
+  `sustained_tensor_ratio` (a forward replayed back to back holds the board at its power cap,
+  where the SM clock falls; the GEMM constants come from short bursts). Memory time is not.
 - Fused attention (cuDNN / FlashAttention-2 / memory-efficient): one thread block per
   (batch x head, query tile); a wave of blocks takes `attention_tile_us` for its first key tile
   (measured at sequence 16, the whole kernel being one tile) and then, per further key tile,
@@ -25,7 +29,11 @@ record). The mechanisms, each general to GPUs and none specific to a model:
   (`bandwidth_gbs`); softmax at the rate measured for its row length (`softmax_row_gbs`: PyTorch
   runs a warp per row up to 1024, then register, shared-memory and looping kernels, at 1.0-2.7 TB/s);
   head split/merge copies (a permute keeping the contiguous head dim) at `head_copy`; GroupNorm statistics at `gn_block_gbs` per thread block, with one block per
-  (sample, group) (`par`), up to `gn_stats_max_gbs`; LayerNorm pays `layernorm_row_ns` per row.
+  (sample, group) (`par`), up to `gn_stats_max_gbs`; LayerNorm pays `layernorm_row_ns` per row;
+  cuDNN's NCHW<->NHWC transposes pay `transpose_row_ns` per contiguous run (`par`: images x
+  channels; a run is H x W, or the R x S of a weight -- 3 for a temporal 3x1x1 conv);
+  pointwise kernels over non-contiguous views (GEGLU's chunk halves) run PyTorch's non-vectorized
+  kernel at `strided`.
   Pointwise work fused into another kernel (`GK_FUSED`) moves its bytes at the elementwise rate,
   with no floor.
 
@@ -45,16 +53,19 @@ GK_NONE, GK_GEMM = 0, 1
 # memory-bound classes, in the order of `sim.arch.gpu.MEMORY_KINDS` (index = kind - GK_MEMORY)
 GK_MEMORY = 2
 GK_ELEMENTWISE, GK_BROADCAST, GK_PERMUTE, GK_COPY, GK_ACT_TRANSPOSE, GK_WEIGHT_TRANSPOSE = 2, 3, 4, 5, 6, 7
-GK_RESAMPLE, GK_SOFTMAX, GK_LAYERNORM, GK_GN_APPLY, GK_HEAD_COPY = 8, 9, 10, 11, 12
-GK_GN_STATS, GK_GN_PARAMS = 13, 14
+GK_RESAMPLE, GK_SOFTMAX, GK_LAYERNORM, GK_GN_APPLY, GK_HEAD_COPY, GK_STRIDED = 8, 9, 10, 11, 12, 13
+GK_GN_STATS, GK_GN_PARAMS = 14, 15
 # fused attention, in the order of `sim.arch.gpu.ATTENTION_BACKENDS` (index = kind - GK_ATTENTION)
-GK_ATTENTION = 15
-GK_ATTN_CUDNN, GK_ATTN_FLASH2, GK_ATTN_EFFICIENT = 15, 16, 17
+GK_ATTENTION = 16
+GK_ATTN_CUDNN, GK_ATTN_FLASH2, GK_ATTN_EFFICIENT = 16, 17, 18
 # pointwise work fused into another kernel (a GEMM epilogue, a norm): no launch, no floor
-GK_FUSED = 18
+GK_FUSED = 19
 # an implicit-GEMM convolution (cuDNN): the GEMM model with whole tiles only (cuDNN's sm90 fprop
 # kernels run `segment_k_off`; cuBLAS's GEMMs also use stream-K)
-GK_CONV = 19
+GK_CONV = 20
+# cuBLAS needs K and N (the leading dimensions of row-major fp16 operands) to be multiples of 8
+# elements (16-byte vector loads) for its sm90 kernels; otherwise it falls back to `align1` kernels
+GEMM_ALIGN = 8
 # row lengths of the measured softmax rates (`gpu.softmax_row_gbs`): a softmax over rows of w
 # elements runs at the rate of the largest of these <= w (PyTorch picks its kernel by row length)
 SOFTMAX_ROWS = np.array(SOFTMAX_ROW_LENGTHS, dtype=np.float64)
@@ -147,6 +158,9 @@ def gpu_kernel(out, k, hw):
             wr = count * k.c_dram * m * n * wc * w + extra / 2
             mem = hw.gpu_gemm_mem_latency_us * 1e-6 * hz + (
                 rd / hw.gpu_gemm_read_gbs + wr / hw.gpu_gemm_write_gbs) * hz / 1e9  # fmt: skip
+            if k.gpu_kind == GK_GEMM and (kk % GEMM_ALIGN or n % GEMM_ALIGN) and hw.gpu_gemm_unaligned_slowdown > 0:
+                compute *= hw.gpu_gemm_unaligned_slowdown  # sm75 `align1` fallback kernels
+                mem *= hw.gpu_gemm_unaligned_slowdown
             fixed = hw.gpu_gemm_fixed_us * 1e-6 * hz
             out.macs = count * m * kk * n
         else:  # fused attention: Q, K, V read, O written
@@ -156,6 +170,8 @@ def gpu_kernel(out, k, hw):
             mem = (rd + wr) / (hw.dram_bandwidth_gbs * 1e9) * hz
             fixed = 0.0
             out.macs = 2 * count * m * kk * n
+        if hw.gpu_sustained_tensor_ratio > 0:  # tensor-core work at the power-capped clock
+            compute /= hw.gpu_sustained_tensor_ratio
         out.compute_cycles = fixed + compute
         out.stall_cycles = max(0.0, mem - compute)
         out.dram_read_bytes = rd
@@ -180,6 +196,8 @@ def gpu_kernel(out, k, hw):
         mem = (rd + wr) / (gbs * 1e9) * hz
         if k.gpu_kind == GK_LAYERNORM:
             mem += k.par * hw.gpu_layernorm_row_ns * 1e-9 * hz
+        elif k.gpu_kind == GK_ACT_TRANSPOSE or k.gpu_kind == GK_WEIGHT_TRANSPOSE:
+            mem += k.par * hw.gpu_transpose_row_ns * 1e-9 * hz  # one contiguous run per (image, channel)
     out.compute_cycles = floor
     out.stall_cycles = mem
     out.dram_read_bytes = rd

@@ -5,7 +5,8 @@ the kernels the stack launches, each tagged with its GPU class (`sim.cost.gpu.GK
 them stay attributed to the op, as a profiler attributes kernels to the aten op launching them.
 
 - conv: cuDNN runs NCHW convolutions in NHWC: the input and the weights (every call) are
-  transposed (`nchwToNhwcKernel`, 2 launches), the output transposed back, and the bias added by a
+  transposed (`nchwToNhwcKernel`, 2 launches; `par`: the contiguous runs moved, one per image x
+  channel), the output transposed back, and the bias added by a
   separate broadcast kernel. 1x1 convs run as a GEMM on NCHW (no transposes), and inputs with
   fewer than 8 channels (a UNet's conv_in) take a non-tensor-core NCHW path without them
   (`conv.csv`: conv1x1*, conv3x3_in). channels_last: the conv and its bias add only.
@@ -14,7 +15,8 @@ them stay attributed to the op, as a profiler attributes kernels to the aten op 
   LayerNorm: one kernel costed per row; a per-head (q/k) LayerNorm over a rank-4 input first
   copies it (diffusers' processors normalize the transposed [b, h, s, d] view: a head copy); RMSNorm as transformers writes it (to fp32, pow, mean,
   add eps, rsqrt, mul, to fp16, mul weight: 8 kernels; 1 when compiled).
-- GEGLU / SwiGLU: the activation over the gate half, then a mul. Rotary embeddings as
+- GEGLU / SwiGLU: the activation over the gate half, then a mul, both over the projection's two
+  chunk halves (non-contiguous views: PyTorch's non-vectorized kernel, `strided`). Rotary embeddings as
   transformers writes them: mul, neg, cat, mul, add.
 - attention: fused (cuDNN, FlashAttention-2, memory-efficient; head dims padded to the kernel's
   supported sizes) or unfused as diffusers' AttnProcessor: head split copies of q, k, v,
@@ -50,6 +52,7 @@ from ..cost.gpu import (
     GK_PERMUTE,
     GK_RESAMPLE,
     GK_SOFTMAX,
+    GK_STRIDED,
     GK_WEIGHT_TRANSPOSE,
 )  # fmt: skip
 from ..lower.kernels import Unit
@@ -76,9 +79,9 @@ def vector(
     }  # fmt: skip
 
 
-def move(gk: int, words: int) -> dict:
-    """A copy kernel reading and writing `words`."""
-    return {"unit": Unit.MOVE, "words_in": words, "words_out": words, "launches": 1, "gpu_kind": gk}
+def move(gk: int, words: int, par: int = 0) -> dict:
+    """A copy kernel reading and writing `words` (`par`: its contiguous runs, where costed)."""
+    return {"unit": Unit.MOVE, "words_in": words, "words_out": words, "launches": 1, "par": par, "gpu_kind": gk}
 
 
 def gemm(m: int, k: int, n: int, count: int = 1, gk: int = GK_GEMM, **extra: int) -> dict:
@@ -113,7 +116,8 @@ def expand(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -
         if len(op.inputs[0]) == 4 and not config.compiled:  # a per-head q/k norm: its input is a
             result.insert(0, move(GK_HEAD_COPY, words_in))  # transposed head view, copied first
     elif kind is OpKind.ACTIVATION and op.attrs.get("fn") in ("geglu", "swiglu"):
-        result = [vector(GK_ELEMENTWISE, out, out, vclass="activation"), vector(GK_ELEMENTWISE, 2 * out, out)]
+        # the gate and value are the two chunk halves of one projection: non-contiguous views
+        result = [vector(GK_STRIDED, out, out, vclass="activation"), vector(GK_STRIDED, 2 * out, out)]
     elif kind is OpKind.ELEMENTWISE and op.attrs.get("fn") == "sinusoidal" and not config.compiled:
         result = _sinusoidal(op)
     elif kind is OpKind.ELEMENTWISE and op.attrs.get("fn") == "rope":
@@ -163,10 +167,12 @@ def _conv(op: Op, k: dict, config: RuntimeConfig) -> list[dict]:
     conv = {**k, "gpu_kind": GK_CONV}
     result = [conv]
     transposes = config.conv_layout == "nchw" and math.prod(a["kernel"]) > 1 and a["in_ch"] % 8 == 0
-    if transposes:
-        weights = a["out_ch"] * a["in_ch"] // a["groups"] * math.prod(a["kernel"])
-        result = [move(GK_ACT_TRANSPOSE, numel(op.inputs[0])), move(GK_WEIGHT_TRANSPOSE, weights), conv,
-                  move(GK_ACT_TRANSPOSE, numel(op.output))]  # fmt: skip
+    if transposes:  # each moves runs of one (image, channel)'s spatial extent (a weight's: the kernel's)
+        x, y = op.inputs[0], op.output
+        w_rows = a["out_ch"] * a["in_ch"] // a["groups"]
+        result = [move(GK_ACT_TRANSPOSE, numel(x), x[0] * x[1]),
+                  move(GK_WEIGHT_TRANSPOSE, w_rows * math.prod(a["kernel"]), w_rows), conv,
+                  move(GK_ACT_TRANSPOSE, numel(y), y[0] * y[1])]  # fmt: skip
     if a.get("bias"):
         out = numel(op.output)
         result.append(vector(GK_BROADCAST, out + a["out_ch"], out))
