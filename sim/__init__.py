@@ -17,10 +17,10 @@ from .arch import Arch, load_arch, presets
 
 if TYPE_CHECKING:
     from . import systolic
-    from .engine import Simulator, simulate
+    from .engine import Simulator, simulate, simulate_many
     from .results import Result
 
-_LAZY = {"Simulator": ".engine", "simulate": ".engine", "Result": ".results", "systolic": ".systolic"}
+_LAZY = {"Simulator": ".engine", "simulate": ".engine", "simulate_many": ".engine", "Result": ".results", "systolic": ".systolic"}
 
 
 def __getattr__(name: str) -> Any:
@@ -30,4 +30,4 @@ def __getattr__(name: str) -> Any:
     return module if name == "systolic" else getattr(module, name)
 
 
-__all__ = ["Arch", "Result", "Simulator", "load_arch", "presets", "simulate", "systolic"]
+__all__ = ["Arch", "Result", "Simulator", "load_arch", "presets", "simulate", "simulate_many", "systolic"]

@@ -18,9 +18,10 @@ from workloads.passes import apply_passes
 
 from .arch import Arch
 from .checks import check_simulate
-from .cost import METRIC, evaluate, hardware_record
+from .cost import METRIC, evaluate, evaluate_batch, hardware_record, hardware_records
 from .lower import ATTENTION_MODES, lower
 from .results import Result
+from .results.assembly import Hardware, metric_values, signature, summaries, timing
 from .results.prepared import Prepared
 from .runtime import RuntimeConfig, expand, host_model
 
@@ -83,6 +84,48 @@ class Simulator:
         runtime: str | Mapping[str, Any] | RuntimeConfig | None = None,
     ) -> Result:
         """Simulate one invocation of the graph on `arch` (see `simulate`)."""
+        prep, passes, config = self._prepared(arch, attention, fuse_elementwise, passes, runtime)
+        metrics = evaluate(prep.unique[0], _record(arch))
+        host = None if config is None else host_model(prep.ops, prep.launches, arch.gpu, config)
+        return Result.assemble(prep, metrics, arch, attention, fuse_elementwise, passes, host=host, unique=True)
+
+    def summaries(
+        self, archs: Sequence[Arch], *, attention: str = "fused", fuse_elementwise: bool = False,
+        passes: Passes | None = None, runtime: str | Mapping[str, Any] | RuntimeConfig | None = None,
+        base: Arch | None = None, changed: Sequence[tuple[str, ...]] = (),
+    ) -> list[dict[str, Any]]:
+        """`run(arch).summary()` of every arch, the same numbers computed in batches: archs that
+        share a lowering and a `signature` are evaluated in one Numba call (`evaluate_batch`)
+        and assembled together. Given `base`, every arch differs from it at most at the
+        attribute paths `changed` (a sweep's arch keys), so only those are read per arch."""
+        out: list[dict[str, Any] | None] = [None] * len(archs)
+        if RuntimeConfig.parse(runtime) is not None:  # a host model schedules each arch on its own
+            for i, arch in enumerate(archs):
+                out[i] = self.run(arch, attention=attention, fuse_elementwise=fuse_elementwise, passes=passes,
+                                  runtime=runtime).summary()  # fmt: skip
+            return out  # type: ignore[return-value]
+        batches: dict[tuple, list[int]] = {}
+        for i, arch in enumerate(archs):
+            tile = (arch.attention.tile_q, arch.attention.tile_kv)
+            batches.setdefault((tile, signature(arch)), []).append(i)
+        for rows in batches.values():
+            group = [archs[i] for i in rows]
+            prep, passes_, _ = self._prepared(group[0], attention, fuse_elementwise, passes, None)
+            records = hardware_records(group, base, changed) if base is not None else np.array([_record(a) for a in group])
+            unique, inverse = prep.unique
+            hw = Hardware.of(group)
+            values = metric_values(evaluate_batch(unique, records))
+            t = timing(prep, values, inverse, hw)
+            heads = {"workload": prep.graph.name, "arch": [x.name for x in group], "attention": attention,
+                     "fuse_elementwise": fuse_elementwise}  # fmt: skip
+            for i, summary in zip(rows, summaries(prep, values, inverse, hw, t, heads)):
+                out[i] = summary
+        return out  # type: ignore[return-value]
+
+    def _prepared(
+        self, arch: Arch, attention: str, fuse_elementwise: bool, passes: Passes | None, runtime: Any
+    ) -> tuple[Prepared, list[Mapping[str, Any]], RuntimeConfig | None]:
+        """The lowering `arch` needs (built once per pass list, attention mode, tile and runtime)."""
         if attention not in ATTENTION_MODES:
             raise unknown("attention lowering", attention, ATTENTION_MODES)
         config = _runtime(runtime, arch)
@@ -93,10 +136,7 @@ class Simulator:
         if key not in self._lowered:
             stack = None if config is None else lambda op, kernels, g: expand(op, kernels, g, config)
             self._lowered[key] = Prepared(graph, lower(graph, attention, tile=tile, expand=stack))
-        prep = self._lowered[key]
-        metrics = evaluate_kernels(prep, arch)
-        host = None if config is None else host_model(prep.ops, prep.launches, arch.gpu, config)
-        return Result.assemble(prep, metrics, arch, attention, fuse_elementwise, passes, host=host)
+        return self._lowered[key], passes, config
 
 
 def _runtime(runtime: Any, arch: Arch) -> RuntimeConfig | None:
@@ -132,4 +172,24 @@ def simulate(
     check_simulate(graph, arch, attention, fuse_elementwise)
     return Simulator.of(graph).run(
         arch, attention=attention, fuse_elementwise=fuse_elementwise, passes=passes, runtime=runtime
+    )
+
+
+def simulate_many(
+    graph: OpGraph,
+    archs: Sequence[Arch],
+    *,
+    attention: str = "fused",
+    fuse_elementwise: bool = False,
+    passes: Passes | None = None,
+    runtime: str | Mapping[str, Any] | RuntimeConfig | None = None,
+) -> list[dict[str, Any]]:
+    """`simulate(graph, arch, ...).summary()` for every arch of `archs`, in batches (the same
+    numbers, a fraction of the time: see `Simulator.summaries`)."""
+    if isinstance(archs, Arch) or not isinstance(archs, Sequence):
+        raise InputError(f"archs must be a list of Arch, got {type(archs).__name__}")
+    for arch in archs:
+        check_simulate(graph, arch, attention, fuse_elementwise)
+    return Simulator.of(graph).summaries(
+        archs, attention=attention, fuse_elementwise=fuse_elementwise, passes=passes, runtime=runtime
     )

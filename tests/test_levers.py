@@ -127,4 +127,4 @@ def test_levers_study_small(monkeypatch, tmp_path):
     assert table["cumulative"].iloc[0] == 1.0 and (table["cumulative"] > 0).all()
     assert len(study.claims) == 5 and study.write(tmp_path).exists()
     assert levers.gpu_arch("h100").gpu.available  # H200 constants, HBM-scaled
-    assert levers.gpu_arch("h100").gpu.gemm_stream_gbs < levers.gpu_arch("h200").gpu.gemm_stream_gbs
+    assert levers.gpu_arch("h100").gpu.gemm_read_gbs < levers.gpu_arch("h200").gpu.gemm_read_gbs

@@ -75,9 +75,9 @@ def gpu_arch(name: str) -> sim.Arch:
         return arch
     gpu = asdict(sim.load_arch("h200").gpu)
     ratio = HBM_GBS[name] / HBM_GBS["h200"]
-    gpu["gemm_stream_gbs"] *= ratio
-    gpu["gn_stats_max_gbs"] *= ratio
-    gpu["bandwidth_gbs"] = {k: v * ratio for k, v in gpu["bandwidth_gbs"].items()}
+    for key, value in gpu.items():  # every memory rate (a `*_gbs` scalar or table)
+        if key.endswith("_gbs"):
+            gpu[key] = {k: v * ratio for k, v in value.items()} if isinstance(value, dict) else value * ratio
     return sim.load_arch(name, {"gpu": gpu})
 
 

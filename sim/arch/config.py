@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from workloads.errors import InputError, unknown
 from workloads.ir import COMPUTE_DTYPES
 
@@ -219,6 +221,9 @@ class Arch:
         return dataclasses.replace(self, **changes)
 
 
+_ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(Arch))
+
+
 @cache
 def _energy_table(table: str, overrides: str) -> EnergyTable:
     return load_table(table, json.loads(overrides) or None)
@@ -251,8 +256,7 @@ def load_arch(
         if not overrides:
             return source
         if getattr(source, CHECKED, False):  # convert and check only what changes
-            at = overrides_where or where
-            return _checked(replace_checked(source, overrides, at), at)
+            return with_overrides(source, overrides, overrides_where or where)
         source = _as_dict(source)
     if isinstance(source, Mapping):
         data = dict(source)
@@ -264,6 +268,33 @@ def load_arch(
     if overrides:
         data = merge(data, overrides)
     return _checked(from_mapping(Arch, data, where), where)
+
+
+def with_overrides(
+    arch: Arch, overrides: Mapping[str, Any], where: str = "arch", parts: dict[Any, Any] | None = None
+) -> Arch:
+    """Checked `arch` with nested `overrides` applied: only the overridden values are converted
+    and checked, then the checks that span fields (a sweep builds its points' archs so).
+    `parts`, a dict kept by the caller for this `arch` only, remembers each top-level field's
+    converted value per override, so points sharing values convert them once."""
+    if parts is None:
+        return _checked(replace_checked(arch, overrides, where), where)
+    values = {}
+    for key, value in overrides.items():
+        memo = (key, orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr))
+        if memo not in parts:  # JSON keeps 1, 1.0, true and "1" apart
+            parts[memo] = getattr(replace_checked(arch, {key: value}, where), key)
+        values[key] = parts[memo]
+    return _checked(_replaced(arch, values), where)
+
+
+def _replaced(arch: Arch, values: Mapping[str, Any]) -> Arch:
+    """`dataclasses.replace(arch, **values)` for values already converted and checked: Arch has
+    no __post_init__, so its fields are copied without calling __init__ (several times faster),
+    and nothing cached on `arch` (hardware record, checked mark) is carried over."""
+    new = object.__new__(Arch)
+    new.__dict__.update({name: getattr(arch, name) for name in _ARCH_FIELDS}, **values)
+    return new
 
 
 def _checked(arch: Arch, where: str) -> Arch:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -138,22 +138,32 @@ def extra_dtypes(arch: Arch, used: Iterable[str] = ()) -> dict[str, float]:
 def area(arch: Arch, *, dtypes: Iterable[str] = (), sparse: bool = False) -> Area:
     """The die area of `arch` (see the module docstring); `dtypes` and `sparse` say which
     precisions and whether N:M sparsity the design's passes need from the arrays."""
+    a, s = arch.array, arch.sram
+    return _area(
+        float(arch.energy_table().technology_nm), _NATIVE.get(arch.word_bytes, "fp16"), a.dataflow,
+        tuple(extra_dtypes(arch, dtypes).items()), sparse, arch.peak_macs_per_cycle, arch.cores,
+        (s.ifmap_kb, s.filter_kb, s.ofmap_kb), arch.global_buffer.size_kb, arch.vector.lanes,
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=4096)  # a sweep's archs share a few areas: computed once each
+def _area(
+    node: float, native: str, dataflow: str, extra: tuple[tuple[str, float], ...], sparse: bool, peak: int,
+    cores: int, srams: tuple[float, float, float], glb_kb: float, lanes: int,
+) -> Area:
     c = constants()
-    node = float(arch.energy_table().technology_nm)
     scale = node_scale(c["reference_nm"], node, c)
-    native = _NATIVE.get(arch.word_bytes, "fp16")
-    pe = pe_um2(native, arch.array.dataflow, extra_dtypes(arch, dtypes), sparse, c)
-    arrays = pe * arch.peak_macs_per_cycle * scale * 1e-6
+    pe = pe_um2(native, dataflow, dict(extra), sparse, c)
+    arrays = pe * peak * scale * 1e-6
     ports, banks = c["sram_ports"], c["sram_banks"]
     per_core = sum(
-        banks * sram_mm2(kb / banks, ports[name], node, c)
-        for name, kb in (("ifmap", arch.sram.ifmap_kb), ("filter", arch.sram.filter_kb), ("ofmap", arch.sram.ofmap_kb))
+        banks * sram_mm2(kb / banks, ports[name], node, c) for name, kb in zip(("ifmap", "filter", "ofmap"), srams)
     )
-    glb = sram_mm2(arch.global_buffer.size_kb, ports["global_buffer"], node, c)
-    vector = vector_lane_um2(c) * arch.vector.lanes * arch.cores * scale * 1e-6
-    rest = arrays + per_core * arch.cores + glb + vector
+    glb = sram_mm2(glb_kb, ports["global_buffer"], node, c)
+    vector = vector_lane_um2(c) * lanes * cores * scale * 1e-6
+    rest = arrays + per_core * cores + glb + vector
     other = rest * c["other_fraction"] / (1 - c["other_fraction"])
-    return Area(node, arrays, per_core * arch.cores, glb, vector, other)
+    return Area(node, arrays, per_core * cores, glb, vector, other)
 
 
 def pass_features(passes: Sequence[Mapping[str, Any]] | None) -> tuple[set[str], bool]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from functools import cache
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,11 +95,26 @@ def hardware_record(arch: Any) -> np.void:
     dtype, leaves = _layout()
     rec = np.zeros(1, dtype=dtype)
     for name, path, encode in leaves:
-        value: Any = arch
-        for attr in path:
-            value = getattr(value, attr)
-        rec[name] = encode(value)
+        rec[name] = encode(_get(arch, path))
     return rec[0]
 
 
-__all__ = ["KERNEL", "KERNEL_FIELDS", "METRIC", "METRIC_FIELDS", "hardware_dtype", "hardware_record"]
+def hardware_records(archs: Sequence[Any], base: Any, changed: Iterable[tuple[str, ...]]) -> np.ndarray:
+    """Records of `archs`, each of which differs from `base` at most at the attribute paths
+    `changed` (as a sweep's archs differ from its base): `base`'s record repeated, with only the
+    leaves on a changed path read from each arch. Equal to `hardware_record` of each."""
+    changed = [tuple(c) for c in changed]
+    out = np.repeat(np.array([hardware_record(base)]), len(archs))
+    for name, path, encode in _layout()[1]:
+        if any(path[: len(c)] == c[: len(path)] for c in changed):
+            out[name] = [encode(_get(arch, path)) for arch in archs]
+    return out
+
+
+def _get(obj: Any, path: tuple[str, ...]) -> Any:
+    for attr in path:
+        obj = getattr(obj, attr)
+    return obj
+
+
+__all__ = ["KERNEL", "KERNEL_FIELDS", "METRIC", "METRIC_FIELDS", "hardware_dtype", "hardware_record", "hardware_records"]

@@ -7,15 +7,16 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import multiprocessing
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from workloads.errors import InputError
 
-from ..arch import Arch
+from ..arch import Arch, with_overrides
 from ..area import design_metrics, run_metrics
 from ..engine import Simulator
+from ..results.store import columns
 from .experiment import Experiment, SimulationSpec
 
 CHUNK = 64  # points of one workload per task
@@ -24,31 +25,67 @@ WINDOW = 32  # tasks in flight
 
 @dataclass(frozen=True)
 class Task:
-    """Points of one workload to simulate: (ordinal, key, arch, simulation options) each."""
+    """Points of one workload to simulate: (ordinal, key, arch, simulation options) each, where
+    the arch is an `Arch`, or, given `base`, the nested arch keys to apply to it (the worker
+    builds and checks it; a point whose values do not fit together is stored as infeasible)."""
 
     workload_key: str
     workload: Experiment
-    items: tuple[tuple[int, str, Arch, SimulationSpec], ...]
-
+    items: tuple[tuple[int, str, Any, SimulationSpec], ...]
+    base: Arch | None = None
+    where: str = "sweep"
 
 
 def run_task(task: Task, graphs: dict[str, Simulator] | None = None) -> list[tuple[int, str, dict[str, Any]]]:
-    """Simulate a task's points (a Dask task); `graphs` caches the workload's simulator."""
-    return list(_iter_task(task, _WORKER_GRAPHS if graphs is None else graphs))
+    """Simulate a task's points (a pool or Dask task): (ordinal, key, store columns) each, the
+    summaries already converted for the store (`sim.results.store.columns`), so the client only
+    writes them; `graphs` caches the workload's simulator."""
+    return [(o, k, columns(row)) for o, k, row in _iter_task(task, _WORKER_GRAPHS if graphs is None else graphs)]
 
 
 _WORKER_GRAPHS: dict[str, Simulator] = {}  # per process: the last workload's simulator
 
 
 def _iter_task(task: Task, graphs: dict[str, Simulator]) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(ordinal, key, row) of every point: its summary with design and run metrics, or
+    {'infeasible': why} for an arch whose values do not fit together. Points sharing simulation
+    options are simulated in one batch (`Simulator.summaries`)."""
     simulator = graphs.get(task.workload_key)
     if simulator is None:
         graphs.clear()
         simulator = graphs[task.workload_key] = Simulator(task.workload.build())
-    passes = {"passes": task.workload.passes} if task.workload.passes else {}
+    by_spec: dict[SimulationSpec, list[tuple[int, str, Any]]] = {}
     for ordinal, key, arch, spec in task.items:
-        result = simulator.run(arch, attention=spec.attention, fuse_elementwise=spec.fuse_elementwise, **passes)
-        yield ordinal, key, point_metrics(arch, task.workload.passes, result.summary())
+        by_spec.setdefault(spec, []).append((ordinal, key, arch))
+    passes = task.workload.passes or None
+    changed = sorted({path for _, _, arch, _ in task.items for path in _paths(arch)}) if task.base else ()
+    parts: dict[Any, Any] = {}  # converted arch fields of this task's base, per override
+    for spec, items in by_spec.items():
+        points: list[tuple[int, str, Arch]] = []
+        for ordinal, key, arch in items:
+            if task.base is None:
+                points.append((ordinal, key, arch))
+                continue
+            try:
+                points.append((ordinal, key, with_overrides(task.base, arch, task.where, parts) if arch else task.base))
+            except InputError as exc:
+                yield ordinal, key, {"infeasible": str(exc)}
+        archs = [arch for _, _, arch in points]
+        summaries = simulator.summaries(
+            archs, attention=spec.attention, fuse_elementwise=spec.fuse_elementwise, passes=passes,
+            runtime=task.workload.runtime, base=task.base, changed=changed,
+        )  # fmt: skip
+        for (ordinal, key, arch), summary in zip(points, summaries):
+            yield ordinal, key, point_metrics(arch, passes, summary)
+
+
+def _paths(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Attribute paths of the leaves of a nested overrides mapping."""
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            yield from _paths(value, (*prefix, key))
+        else:
+            yield (*prefix, key)
 
 
 def point_metrics(arch: Arch, passes: Any, summary: dict[str, Any]) -> dict[str, Any]:
@@ -58,11 +95,11 @@ def point_metrics(arch: Arch, passes: Any, summary: dict[str, Any]) -> dict[str,
 
 
 def _results(tasks: Iterable[Task], client: Any) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """(ordinal, key, summary) of every point as it finishes, locally or on a Dask client."""
+    """(ordinal, key, store columns) of every point as it finishes, locally or on a Dask client."""
     if client is None:
         graphs: dict[str, Simulator] = {}
         for task in tasks:
-            yield from _iter_task(task, graphs)
+            yield from run_task(task, graphs)
         return
     if isinstance(client, concurrent.futures.Executor):  # a local process pool (`--jobs`)
         tasks = iter(tasks)

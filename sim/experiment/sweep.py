@@ -55,8 +55,8 @@ from workloads.passes import parse as parse_passes
 from workloads.registry import registry, resolve_options
 
 from .. import version
-from ..arch import Arch, load_arch, merge
-from ..arch.schema import from_mapping
+from ..arch import Arch, merge, with_overrides
+from ..arch.schema import from_mapping, replace_checked
 from ..area import design_metrics
 from ..results.store import SweepStore, digest
 from . import search
@@ -151,11 +151,15 @@ class Grid:
         return dict(zip(self.keys, reversed(picks)))
 
     def factors(self) -> Iterator[dict[str, Any]]:
-        """Setting sets that cover every distinct arch, workload and simulation combination."""
+        """Setting sets that cover every arch value and every distinct workload and simulation
+        combination (arch values are checked one at a time: `Resolver.check`)."""
         if self.zip:
             yield from self
             return
-        for kind in ("arch", "workload", "simulation"):
+        for key, values in zip(self.keys, self.values):
+            if _kind(key) == "arch":
+                yield from ({key: v} for v in values)
+        for kind in ("workload", "simulation"):
             axes = [(k, v) for k, v in zip(self.keys, self.values) if _kind(k) == kind]
             for combo in itertools.product(*(v for _, v in axes)):
                 yield dict(zip((k for k, _ in axes), combo))
@@ -245,6 +249,18 @@ class Resolved:
     simulation: SimulationSpec
 
 
+@dataclass(frozen=True)
+class Keyed:
+    """A point's store key and its parts, without building its arch: `overrides` (nested arch
+    keys) applied to the resolver's base arch give it."""
+
+    key: str
+    overrides: dict[str, Any]
+    workload: Experiment
+    workload_key: str
+    simulation: SimulationSpec
+
+
 class _Memo:
     """A bounded memo of `fn(settings)`, keyed by the settings' canonical text."""
 
@@ -252,7 +268,7 @@ class _Memo:
         self.fn, self.size, self.data = fn, size, {}
 
     def __call__(self, settings: Mapping[str, Any]) -> Any:
-        text = _text(settings)
+        text = _hashable(settings)
         if text not in self.data:
             if len(self.data) >= self.size:
                 del self.data[next(iter(self.data))]
@@ -261,33 +277,64 @@ class _Memo:
 
 
 class Resolver:
-    """Resolves (and so validates) points, each distinct arch / workload / simulation setting set once."""
+    """Keys and resolves points: the base arch once, each distinct workload / simulation setting
+    set once; a point's arch is the base with its arch keys applied (`with_overrides`).
+
+    A point's key is a digest of the code, the base arch (every field), the point's arch keys,
+    its workload (model, resolved options, file contents, passes, runtime) and simulation
+    options: the same key means the same inputs, so the same numbers."""
 
     def __init__(self, exp: Experiment, source: str = "") -> None:
         self.exp, self.source = exp, source
         self.base = exp.load_arch(source)
-        self._arch = _Memo(self._arch_of)
+        self.base_key = arch_digest(self.base)
         self._workload = _Memo(self._workload_of)
         self._simulation = _Memo(self._sim_of)
+        self._values = _Memo(self._arch_value_of)
 
-    def resolve(self, point: Mapping[str, Any]) -> Resolved:
-        """The point's key, arch, workload and simulation options; `InputError` naming the point."""
+    def keyed(self, point: Mapping[str, Any]) -> Keyed:
+        """The point's key and parts; `InputError` naming the point for bad workload settings."""
         parts = _split(expand(self.exp, point))
         try:
-            arch, arch_key = self._arch(parts["arch"])
             workload, workload_key = self._workload(parts["workload"])
-            simulation = self._simulation(parts["simulation"])
+            simulation, simulation_key = self._simulation(parts["simulation"])
         except InputError as exc:
             raise InputError(str(exc), where=f"{self.source}: sweep point {short_repr(dict(point))}") from None
+        overrides = _arch_overrides(parts["arch"])
         key = digest({
-            "code": version.code_digest(), "arch": arch_key, "workload": workload_key, "simulation": asdict(simulation),
+            "code": version.code_digest(), "arch": [self.base_key, overrides], "workload": workload_key,
+            "simulation": simulation_key,
         })  # fmt: skip
-        return Resolved(key, arch, workload, workload_key, simulation)
+        return Keyed(key, overrides, workload, workload_key, simulation)
 
-    def _arch_of(self, settings: Mapping[str, Any]) -> tuple[Arch, str]:
-        overrides = _arch_overrides(settings)
-        arch = load_arch(self.base, overrides) if overrides else self.base
-        return arch, arch_digest(arch)
+    def check(self, point: Mapping[str, Any]) -> None:
+        """Check a point's settings: workload and simulation sets whole, each arch key's value
+        on its own (whether the arch's values fit together -- tiles in SRAMs -- is known when
+        the point runs: a point whose do not is stored as infeasible)."""
+        parts = _split(expand(self.exp, point))
+        try:
+            for key, value in parts["arch"].items():
+                self._values({key: value})
+        except InputError as exc:
+            raise InputError(str(exc), where=f"{self.source}: sweep point {short_repr(dict(point))}") from None
+        self.keyed(point)
+
+    def resolve(self, point: Mapping[str, Any]) -> Resolved:
+        """The point's key, arch, workload and simulation options; `InputError` naming the point
+        (an arch whose values do not fit together included)."""
+        k = self.keyed(point)
+        try:
+            arch = with_overrides(self.base, k.overrides, self._arch_where) if k.overrides else self.base
+        except InputError as exc:
+            raise InputError(str(exc), where=f"{self.source}: sweep point {short_repr(dict(point))}") from None
+        return Resolved(k.key, arch, k.workload, k.workload_key, k.simulation)
+
+    @property
+    def _arch_where(self) -> str:
+        return f"{self.source}: sweep" if self.source else "sweep"
+
+    def _arch_value_of(self, settings: Mapping[str, Any]) -> None:
+        replace_checked(self.base, _arch_overrides(settings), self._arch_where)
 
     def _workload_of(self, settings: Mapping[str, Any]) -> tuple[Experiment, str]:
         exp = variant(self.exp, settings)
@@ -297,11 +344,14 @@ class Resolver:
         options = resolve_options(registry()[model], exp.workload.options)
         files = {k: _file_digest(exp.base_dir, v) for k, v in options.items() if k in FILE_OPTIONS}
         parse_passes(exp.passes, where="passes")
-        passes = {"passes": exp.passes} if exp.passes else {}
-        return exp, digest({"model": model, "options": options, "files": files, **passes})
+        extra = {"passes": exp.passes} if exp.passes else {}
+        if exp.runtime is not None:
+            extra["runtime"] = exp.runtime
+        return exp, digest({"model": model, "options": options, "files": files, **extra})
 
-    def _sim_of(self, settings: Mapping[str, Any]) -> SimulationSpec:
-        return variant(self.exp, settings).simulation
+    def _sim_of(self, settings: Mapping[str, Any]) -> tuple[SimulationSpec, dict[str, Any]]:
+        simulation = variant(self.exp, settings).simulation
+        return simulation, asdict(simulation)
 
 
 def arch_digest(arch: Arch) -> str:
@@ -315,7 +365,14 @@ def validate(exp: Experiment, source: str = "") -> tuple[Grid, Resolver]:
     grid = points(exp, f"{source}: sweep" if source else "sweep")
     resolver = Resolver(exp, source)
     for settings in grid.factors():
-        resolver.resolve(settings)
+        resolver.check(settings)
+    if exp.runtime is not None:
+        from ..engine import _runtime
+
+        try:
+            _runtime(exp.runtime, resolver.base)
+        except InputError as exc:
+            raise InputError(str(exc), where=f"{source}: runtime" if source else "runtime") from None
     return grid, resolver
 
 
@@ -347,12 +404,12 @@ def run_sweep(
         grid = feasible_points(grid, resolver, constraints)
         progress(f"{len(grid)} of {total} points meet the design constraints")
     with SweepStore(store_path, fresh=fresh) as store:
-        store.register(resolver.resolve(p).key for p in grid)
+        store.register(resolver.keyed(p).key for p in grid)
         todo = _Ordinals(len(grid), store.missing())
         progress(_plan_text(len(grid), store.stored(), todo.count))
         with _ticker(todo.count, progress, bar) as report:
-            for ordinal, key, summary in _results(_tasks(grid, resolver, todo), client):
-                store.add(key, grid.point(ordinal), summary)
+            for ordinal, key, values in _results(_tasks(grid, resolver, todo), client):
+                store.add_row(key, grid.point(ordinal), values)
                 report()
         frame = store.frame(grid.point)
     if len(frame) != len(grid):
@@ -442,21 +499,23 @@ def _progress_every(total: int, progress: Callable[[str], None]) -> Callable[[],
 
 
 def _tasks(grid: Grid, resolver: Resolver, todo: _Ordinals) -> Iterator[Task]:
-    """The points still to run, lazily, as tasks of up to `CHUNK` points of one workload."""
+    """The points still to run, lazily, as tasks of up to `CHUNK` points of one workload, each
+    point as its arch keys over the resolver's base arch (workers build and check the archs)."""
     for group in grid.groups():
-        chunk: list[tuple[int, Resolved]] = []
+        chunk: list[tuple[int, Keyed]] = []
         for ordinal in filter(todo.__contains__, group):
-            chunk.append((ordinal, resolver.resolve(grid.point(ordinal))))
+            chunk.append((ordinal, resolver.keyed(grid.point(ordinal))))
             if len(chunk) == CHUNK:
-                yield _task(chunk)
+                yield _task(chunk, resolver)
                 chunk = []
         if chunk:
-            yield _task(chunk)
+            yield _task(chunk, resolver)
 
 
-def _task(chunk: list[tuple[int, Resolved]]) -> Task:
+def _task(chunk: list[tuple[int, Keyed]], resolver: Resolver) -> Task:
     first = chunk[0][1]
-    return Task(first.workload_key, first.workload, tuple((o, r.key, r.arch, r.simulation) for o, r in chunk))
+    items = tuple((o, k.key, k.overrides, k.simulation) for o, k in chunk)
+    return Task(first.workload_key, first.workload, items, base=resolver.base, where=resolver._arch_where)
 
 
 class _Ordinals:
@@ -477,6 +536,17 @@ def _split(point: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     for key, value in point.items():
         parts[_kind(key)][key] = value
     return parts
+
+
+def _hashable(settings: Mapping[str, Any]) -> Any:
+    """A memo key of settings: their items with value types (1, 1.0, True and '1' differ), or
+    their canonical text when a value is not hashable."""
+    try:
+        key = tuple((k, type(v), v) for k, v in settings.items())
+        hash(key)
+        return key
+    except TypeError:
+        return _text(settings)
 
 
 def _text(settings: Mapping[str, Any]) -> str:

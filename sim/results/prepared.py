@@ -8,6 +8,7 @@ lowering options) and reused by every `Result.assemble`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from functools import cached_property
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 from workloads.ir import Op, OpGraph, PlanStep
 
 from ..arch import VECTOR_CLASSES
-from ..cost import KERNEL
+from ..cost import KERNEL, group_sum
 from ..lower import Kernels, Unit
 
 
@@ -42,6 +43,41 @@ class Prepared:
         matrix = records.view(np.int64).reshape(len(records), -1)
         unique, inverse = np.unique(matrix, axis=0, return_inverse=True)
         return np.ascontiguousarray(unique).view(KERNEL).reshape(-1), inverse.reshape(-1)
+
+    def source(self, kind: str) -> np.ndarray:
+        """The metric row each kernel reads: 'unique' (one row per unique kernel) or 'kernels'."""
+        return self.unique[1] if kind == "unique" else self._kernel_rows
+
+    @cached_property
+    def _kernel_rows(self) -> np.ndarray:
+        return np.arange(len(self.idx), dtype=np.int64)
+
+    def action_weights(self, native: str, source: np.ndarray) -> dict[str, Any]:
+        """Per metric row of `source` (see `source`), the repeats of the kernels reading it, in
+        all ('repeat'), by compute dtype ('dtypes' rows, 'dtype_names') and for vector kernels by
+        class ('classes' rows, 'class_names'): action totals are these weights times the row's
+        per-call counts."""
+        key = (native, source is self._kernel_rows)
+        if key not in self._weights:
+            rows = int(source.max()) + 1 if len(source) else 0
+            per_kernel = self.repeat[self.idx]
+
+            def weigh(mask: np.ndarray) -> np.ndarray:
+                return np.bincount(source, weights=np.where(mask, per_kernel, 0.0), minlength=rows)
+
+            dtypes = self.compute_dtypes(native)
+            self._weights[key] = {
+                "repeat": np.bincount(source, weights=per_kernel, minlength=rows),
+                "dtype_names": list(dtypes),
+                "dtypes": np.array([weigh(mask[self.idx]) for mask in dtypes.values()]).reshape(len(dtypes), rows),
+                "class_names": list(self.vector_rows),
+                "classes": np.array([weigh(r) for r in self.vector_rows.values()]).reshape(len(self.vector_rows), rows),
+            }
+        return self._weights[key]
+
+    @cached_property
+    def _weights(self) -> dict[tuple, dict[str, Any]]:
+        return {}
 
     @cached_property
     def idx(self) -> np.ndarray:
@@ -115,10 +151,12 @@ class Prepared:
         return np.bincount(np.array(firsts, dtype=np.int64), minlength=len(self.ops)).astype(np.float64)
 
     def per_entry(self, values: np.ndarray) -> np.ndarray:
-        """Sum of a per-op, per-call quantity over each plan entry's ops (one sum per distinct
-        entry, however many steps share it)."""
+        """Sum of a per-op, per-call quantity (ops, or archs x ops) over each plan entry's ops
+        (one sum per distinct entry, however many steps share it)."""
         group, ops, owner, groups = self._entry_groups
-        return np.bincount(owner, weights=values[ops], minlength=groups)[group]
+        v = np.ascontiguousarray(values, dtype=np.float64)
+        sums = group_sum(v.reshape(1, -1, v.shape[-1]), ops, owner, groups)[0][:, group]
+        return sums.reshape(*v.shape[:-1], len(group))
 
     @cached_property
     def vector_rows(self) -> dict[str, np.ndarray]:

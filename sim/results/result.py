@@ -19,10 +19,10 @@ import pandas as pd
 from workloads.ir import Op, PlanStep
 
 from ..arch import Arch
-from ..cost import METRIC_FIELDS
-from ..energy import COMPONENTS, energy_by_action
+from ..cost import METRIC, METRIC_FIELDS
 from ..lower import Kernels, Unit
 from ..schedule import Schedule, serial
+from .assembly import Hardware, Timing, assemble, metric_values, step_seconds, summaries, timing
 from .prepared import Prepared
 
 if TYPE_CHECKING:
@@ -44,10 +44,10 @@ class Result:
     fuse_elementwise: bool
     passes: tuple
     prep: Prepared = field(repr=False, compare=False)
-    metrics: np.ndarray = field(repr=False, compare=False)  # per kernel, sim.cost.METRIC
-    cols: dict[str, np.ndarray] = field(repr=False, compare=False)  # per-op totals (ops columns)
-    timing: _Timing = field(repr=False, compare=False)
-    entry_call: dict[str, np.ndarray] = field(repr=False, compare=False)  # per-call values for steps
+    hardware: Hardware = field(repr=False, compare=False)  # this arch as a batch of one
+    values: np.ndarray = field(repr=False, compare=False)  # (fields, 1, sources) kernel metrics
+    source: str = field(repr=False, compare=False)  # 'unique' or 'kernels': what `values` rows are
+    op_timing: Timing = field(repr=False, compare=False)  # per op and call (1 x ops)
 
     @classmethod
     def assemble(
@@ -59,59 +59,43 @@ class Result:
         fuse_elementwise: bool = False,
         passes: Sequence[Any] = (),
         host: HostModel | None = None,
+        unique: bool = False,
     ) -> Result:
-        """Sum kernel metrics per op, scale by repeats, schedule the step plan serially (or as
-        a runtime's `host` model schedules it, `sim.runtime.host`), price the actions."""
-        n, idx, repeat = len(prep.ops), prep.idx, prep.repeat
-        per_op = {m: np.bincount(idx, weights=metrics[m], minlength=n) for m in METRIC_FIELDS}
-        _overlap(per_op, idx, metrics, prep.hidden, n)
-        per_op["cores_used"] = np.zeros(n)
-        np.maximum.at(per_op["cores_used"], idx, metrics["cores_used"])
-        hz = arch.frequency_mhz * 1e6
-        busy_call = per_op["compute_cycles"] + per_op["stall_cycles"]
-        per_launch_s = arch.host.launch_overhead_us * 1e-6
-        extra = prep.extra_latency_s
-        if host is not None:  # a runtime model's host costs: its schedule decides the idle time
-            timing = _Timing(busy_call / hz, extra, 0.0, host.schedule(prep.plan, busy_call / hz, extra))
-            launch = np.bincount(timing.schedule.op, weights=timing.schedule.idle_s, minlength=n) * hz
-        else:  # serial: launches (or one captured-graph replay per plan entry) and pass latencies
-            capture = arch.host.graph_capture
-            idle_call = extra if capture else prep.launches * per_launch_s + extra
-            timing = _Timing(busy_call / hz, idle_call, per_launch_s if capture else 0.0)
-            launch = (idle_call * repeat + timing.entry_launch_s * prep.first_of_entry) * hz
-        compute = per_op["compute_cycles"] * repeat
-        stall = per_op["stall_cycles"] * repeat
-        busy = compute + stall
-        actions = _actions(prep, metrics, per_op, arch)
-        energy = energy_by_action(actions, (busy_call + launch / np.maximum(repeat, 1)) / hz, arch.energy_table())
-        with np.errstate(divide="ignore", invalid="ignore"):
-            util = np.where(busy > 0, prep.macs * repeat / (busy * arch.peak_macs_per_cycle), 0.0)
-            per_call = np.where(repeat > 0, (busy + launch) / repeat, 0.0)
-        cols = {
-            "macs": prep.macs * repeat,
-            "macs_issued": per_op["macs_issued"] * repeat,
-            "cycles_per_call": per_call,
-            "cycles": busy + launch,
-            "compute_cycles": compute,
-            "stall_cycles": stall,
-            "launch_cycles": launch,
-            "utilization": util,
-            "cores_used": per_op["cores_used"],
-            "core_occupancy": per_op["cores_used"] / arch.cores,
-            **{f"{level}_{rw}_bytes": per_op[f"{level}_{rw}_bytes"] * repeat
-               for level in ("dram", "l2", "sram") for rw in ("read", "write")},
-            "energy_j": energy["total"] * repeat,
-            **{f"energy_{c}_j": energy[c] * repeat for c in COMPONENTS},
-            "time_s": (busy + launch) / hz,
-        }  # fmt: skip
-        entry_call = {
-            "dram_bytes": per_op["dram_read_bytes"] + per_op["dram_write_bytes"],
-            "energy_j": energy["total"],
-            "macs": prep.macs,
-        }
-        return cls(
-            prep.graph.name, arch, attention, fuse_elementwise, tuple(passes), prep, metrics, cols, timing, entry_call
-        )
+        """Time the ops serially (or as a runtime's `host` model schedules them,
+        `sim.runtime.host`) from kernel `metrics` -- one record per kernel, or per unique
+        kernel (`unique`) -- the batch of one arch of `sim.results.assembly`. Per-op columns
+        and the schedule are built on first use."""
+        hw = Hardware.of([arch])
+        kind = "unique" if unique else "kernels"
+        values = metric_values(metrics[None])
+        t = timing(prep, values, prep.source(kind), hw, host)
+        return cls(prep.graph.name, arch, attention, fuse_elementwise, tuple(passes), prep, hw, values, kind, t)
+
+    @cached_property
+    def metrics(self) -> np.ndarray:
+        """Metric records (`sim.cost.METRIC`) of every kernel, for one call."""
+        rows = self.values[:, 0, self.prep.source(self.source)]
+        return np.ascontiguousarray(rows.T).view(METRIC).reshape(-1)
+
+    @cached_property
+    def _columns(self) -> dict[str, np.ndarray]:
+        a = assemble(self.prep, self.values, self.prep.source(self.source), self.hardware, self.op_timing)
+        return {k: v[0] for k, v in a.items()}
+
+    @property
+    def cols(self) -> dict[str, np.ndarray]:
+        """Per-op totals over repeats: the numeric columns of `ops`."""
+        return {k: v for k, v in self._columns.items() if not k.startswith("entry_")}
+
+    @property
+    def entry_call(self) -> dict[str, np.ndarray]:
+        """Per op, per-call values that steps report (DRAM bytes, energy, MACs)."""
+        return {k.removeprefix("entry_"): v for k, v in self._columns.items() if k.startswith("entry_")}
+
+    @cached_property
+    def timing(self) -> _Timing:
+        t = self.op_timing
+        return _Timing(t.busy_s[0], t.idle_s[0], float(t.entry_launch_s[0, 0]), t.schedule)
 
     @cached_property
     def ops(self) -> pd.DataFrame:
@@ -185,48 +169,17 @@ class Result:
             return series.sort_values(ascending=False, kind="stable")
         return self.ops.groupby(column, sort=False)["time_s"].sum().sort_values(ascending=False)
 
-    def _by(self, column: str) -> dict[str, float]:
-        names, codes = self.prep.codes(column)
-        seconds = np.bincount(codes, weights=self.cols["time_s"], minlength=len(names))
-        order = np.argsort(-seconds, kind="stable")
-        return {names[i]: float(seconds[i]) for i in order}
-
     def by_step(self) -> dict[str, float]:
         """Seconds of each step-plan entry, in execution order."""
-        t = self.timing
-        if t.hosted:  # a host model's schedule decides the idle time
-            s = t.schedule
-            seconds = np.bincount(s.entry, weights=s.end_s - s.start_s, minlength=len(self.prep.plan))
-        else:
-            seconds = self.prep.per_entry(t.busy_s + t.idle_s) + t.entry_launch_s
-        return {p.label: float(v) for p, v in zip(self.prep.plan, seconds.tolist())}
+        seconds = step_seconds(self.prep, self.op_timing)[0].tolist()
+        return {p.label: v for p, v in zip(self.prep.plan, seconds)}
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers: latency, cycles, seconds by op class, stage and step, traffic, energy."""
-        c = self.cols
-        busy = float((c["compute_cycles"] + c["stall_cycles"]).sum())
-        latency = self.latency_s
-        macs = int(c["macs"].sum())
-        return {
-            "workload": self.name,
-            "arch": self.arch.name,
-            "attention": self.attention,
-            "fuse_elementwise": self.fuse_elementwise,
-            "latency_s": latency,
-            "cycles": float(c["cycles"].sum()),
-            "compute_cycles": float(c["compute_cycles"].sum()),
-            "stall_cycles": float(c["stall_cycles"].sum()),
-            "launch_cycles": float(c["launch_cycles"].sum()),
-            "macs": macs,
-            "utilization": float(macs / (busy * self.arch.peak_macs_per_cycle)) if busy else 0.0,
-            "core_occupancy": float((c["core_occupancy"] * c["time_s"]).sum() / max(latency, 1e-30)),
-            "dram_bytes": float((c["dram_read_bytes"] + c["dram_write_bytes"]).sum()),
-            "energy_j": float(c["energy_j"].sum()),
-            "energy_by_component": {k: float(c[f"energy_{k}_j"].sum()) for k in COMPONENTS},
-            "by_class": self._by("op_class"),
-            "by_stage": self._by("stage"),
-            "by_step": self.by_step(),
-        }
+        heads = {"workload": self.name, "arch": [self.arch.name], "attention": self.attention,
+                 "fuse_elementwise": self.fuse_elementwise}  # fmt: skip
+        source = self.prep.source(self.source)
+        return summaries(self.prep, self.values, source, self.hardware, self.op_timing, heads)[0]
 
     def write(self, out_dir: str | Path, meta: Mapping[str, Any] | None = None) -> list[Path]:
         """Write ops.csv, kernels.csv, by_class.csv, by_stage.csv, cores.csv, steps.csv and
@@ -270,20 +223,6 @@ class _Timing:
         return self.schedule
 
 
-def _overlap(per_op: dict[str, np.ndarray], idx: np.ndarray, metrics: np.ndarray, hidden: np.ndarray, n: int) -> None:
-    """Kernels that run concurrently with their op's other kernels (a fused attention's softmax)
-    cost only the time by which they exceed them; that exposed time counts as compute."""
-    if not hidden.any():
-        return
-    busy = metrics["compute_cycles"] + metrics["stall_cycles"]
-    overlapped = np.bincount(idx[hidden], weights=busy[hidden], minlength=n)
-    parallel_c = np.bincount(idx[hidden], weights=metrics["compute_cycles"][hidden], minlength=n)
-    parallel_s = np.bincount(idx[hidden], weights=metrics["stall_cycles"][hidden], minlength=n)
-    rest = per_op["compute_cycles"] - parallel_c + per_op["stall_cycles"] - parallel_s
-    per_op["compute_cycles"] = per_op["compute_cycles"] - parallel_c + np.maximum(0.0, overlapped - rest)
-    per_op["stall_cycles"] = per_op["stall_cycles"] - parallel_s
-
-
 def _kernel_table(ops: Sequence[Op], kernels: Kernels, metrics: np.ndarray, repeat: np.ndarray) -> pd.DataFrame:
     """One row per kernel: its op, unit, GEMM dims and metrics for one call, and the op's repeat."""
     idx = kernels.cols["op"]
@@ -295,19 +234,6 @@ def _kernel_table(ops: Sequence[Op], kernels: Kernels, metrics: np.ndarray, repe
         "repeat": repeat[idx],
     })  # fmt: skip
     return frame
-
-
-def _actions(prep: Prepared, metrics: np.ndarray, per_op: dict[str, np.ndarray], arch: Arch) -> dict[str, np.ndarray]:
-    """Action counts of one call of each op, named as `sim.energy.ACTIONS`: MACs issued by
-    compute dtype (padded tiles included, skipped and gated zeros excluded), bytes read/written
-    per memory level, vector element ops by class, launches."""
-    n = len(prep.ops)
-    out = {f"mac_{d}": np.where(mask, per_op["macs_issued"], 0.0) for d, mask in prep.compute_dtypes(arch.native_dtype).items()}
-    out |= {f"{level}_{rw}_bytes": per_op[f"{level}_{rw}_bytes"] for level in ("sram", "l2", "dram") for rw in ("read", "write")}
-    out["launches"] = prep.launches
-    for vclass, rows in prep.vector_rows.items():
-        out[f"vector_{vclass}_ops"] = np.bincount(prep.idx[rows], weights=metrics["vector_ops"][rows], minlength=n)
-    return out
 
 
 def _steps(plan: Sequence[PlanStep], schedule: Schedule, per_call: dict[str, np.ndarray]) -> pd.DataFrame:

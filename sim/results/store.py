@@ -30,16 +30,17 @@ What the store guarantees:
 from __future__ import annotations
 
 import hashlib
-import json
 import numbers
 import os
 import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from workloads.errors import InputError
@@ -70,8 +71,16 @@ _INTERNAL = ("point", "settings", "ordinal")
 
 def digest(payload: Any) -> str:
     """32 hex characters of sha256 over the canonical JSON of `payload`."""
-    text = json.dumps(payload, sort_keys=True, default=str, allow_nan=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return hashlib.sha256(orjson.dumps(payload, option=_CANONICAL, default=str)).hexdigest()[:32]
+
+
+def to_json(value: Any, sort: bool = True) -> str:
+    """JSON text (keys sorted unless `sort` is False; what `str` gives for other objects).
+    Summaries are finite (`sim.results.assembly` checks), so no NaN is written as null."""
+    return orjson.dumps(value, option=_CANONICAL if sort else orjson.OPT_NON_STR_KEYS, default=str).decode()
+
+
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
 class SweepStore:
@@ -92,6 +101,7 @@ class SweepStore:
         self._db: sqlite3.Connection | None = None
         self._pending = 0
         self._columns: set[str] = set()
+        self._inserts: dict[tuple[str, ...], str] = {}  # INSERT statement per column list
         try:
             self._open(fresh)
         except BaseException:
@@ -222,13 +232,21 @@ class SweepStore:
 
     def add(self, key: str, settings: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
         """Store one finished point; committed with its batch (see the module docstring)."""
+        self.add_row(key, settings, columns(summary))
+
+    def add_row(self, key: str, settings: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+        """`add` of a summary already converted by `columns` (as sweep workers send them)."""
         db = self._connection()
-        row = {"point": key, "settings": json.dumps(dict(settings), default=str), **_columns(summary)}
+        row = {"point": key, "settings": to_json(dict(settings), sort=False), **values}
         if not db.in_transaction:
             db.execute("BEGIN IMMEDIATE")
-        self._add_columns(row)
-        names = ", ".join(f'"{n}"' for n in row)
-        db.execute(f"INSERT OR IGNORE INTO points ({names}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+        names = tuple(row)
+        sql = self._inserts.get(names)
+        if sql is None:
+            self._add_columns(row)
+            quoted = ", ".join(f'"{n}"' for n in names)
+            sql = self._inserts[names] = f"INSERT OR IGNORE INTO points ({quoted}) VALUES ({', '.join('?' * len(row))})"
+        db.execute(sql, tuple(row.values()))
         self._pending += 1
         if self._pending >= self.batch_points or self._clock() - self._last_commit >= self.batch_seconds:
             self.commit()
@@ -270,19 +288,25 @@ class SweepStore:
         return self._db
 
 
-def _columns(summary: Mapping[str, Any]) -> dict[str, Any]:
+@lru_cache(maxsize=1024)
+def _column_name(name: Any) -> bool:
+    return isinstance(name, str) and bool(_IDENTIFIER.fullmatch(name)) and name not in _INTERNAL
+
+
+def columns(summary: Mapping[str, Any]) -> dict[str, Any]:
     """A summary as column values: numbers REAL, strings TEXT, anything else JSON TEXT."""
     out: dict[str, Any] = {}
     for name, value in summary.items():
-        if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name) or name in _INTERNAL:
+        if not _column_name(name):
             raise ValueError(f"summary key {name!r} cannot be a sweep store column")
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        kind = type(value)
+        if kind is float or kind is int or (isinstance(value, numbers.Real) and kind is not bool):
             out[name] = float(value)
         elif isinstance(value, str) or value is None:
             out[name] = value
         else:
-            out[name] = json.dumps(value, sort_keys=True, default=str)
+            out[name] = to_json(value)
     return out
 
 
-__all__ = ["NUMBERS", "SweepStore", "digest"]
+__all__ = ["NUMBERS", "SweepStore", "columns", "digest"]
