@@ -5,6 +5,7 @@
     stream: {requests: 20000, seed: 0, arrivals: {process: poisson, rate: 0.5}}
     cache: {policy: lcbfu, capacity: 2000}
     fleet: {arch: a100, instances: 2, batching: none, scheduling: fifo}
+    # or a heterogeneous fleet: fleet: {groups: [{arch: a100, instances: 2}, {arch: h100, instances: 2}]}
     metrics: {slo_s: 10, price_per_hour: 2.0}
     sweep: {cache.capacity: [0, 500, 2000], cache.policy: [lcbfu, lru]}
 
@@ -94,10 +95,27 @@ class CacheSpec:
 
 
 @dataclass(frozen=True)
+class GroupSpec:
+    arch: Any = field(default="a100", metadata=doc("preset name, YAML path or mapping, as in `ttvsim run`"))
+    arch_overrides: dict[str, Any] = field(default_factory=dict, metadata=doc("nested keys merged over the arch"))
+    instances: int = field(default=1, metadata=doc("accelerator instances", max=100_000))
+    price_per_hour: float = field(
+        default=0.0,
+        metadata=doc("price of one accelerator-hour here; 0: metrics.price_per_hour", "$/h", positive=False),
+    )
+
+
+GROUP_KEYS = ("arch", "arch_overrides", "instances")
+
+
+@dataclass(frozen=True)
 class FleetSpec:
     arch: Any = field(default="a100", metadata=doc("preset name, YAML path or mapping, as in `ttvsim run`"))
     arch_overrides: dict[str, Any] = field(default_factory=dict, metadata=doc("nested keys merged over the arch"))
     instances: int = field(default=1, metadata=doc("accelerator instances", max=100_000))
+    groups: Any = field(
+        default=(), metadata=doc("heterogeneous fleet: [{arch, arch_overrides, instances, price_per_hour}, ...]")
+    )
     batching: str = field(default="none", metadata=doc("batching policy", choices=BATCHING))
     max_batch: int = field(default=4, metadata=doc("most requests per batch (static, continuous)", max=1024))
     scheduling: str = field(
@@ -177,13 +195,40 @@ def validate(data: Any, where: str, base_dir: Path) -> ServeExperiment:
     thresholds = _check_thresholds(cache.thresholds, steps, f"{where} cache.thresholds")
     object.__setattr__(cache, "k_states", k_states)
     object.__setattr__(cache, "thresholds", thresholds)
-    if not isinstance(exp.fleet.arch, (str, dict)):
-        raise InputError(
-            f"expected a preset name, a path or a mapping, got {short_repr(exp.fleet.arch)}",
-            where=f"{where} fleet.arch",
-        )
+    raw_fleet = data.get("fleet") if isinstance(data, dict) else None
+    object.__setattr__(exp.fleet, "groups", _check_groups(exp.fleet, raw_fleet or {}, f"{where} fleet"))
     object.__setattr__(exp, "base_dir", base_dir)
     return exp
+
+
+def _check_groups(fleet: FleetSpec, raw: dict[str, Any], where: str) -> tuple[GroupSpec, ...]:
+    """The fleet's groups: `groups` as given, or the one group of `arch` x `instances` (old spelling)."""
+    if "groups" not in raw:
+        groups: tuple[GroupSpec, ...] = (GroupSpec(fleet.arch, fleet.arch_overrides, fleet.instances),)
+        wheres = [where]
+    else:
+        mixed = [k for k in GROUP_KEYS if k in raw]
+        if mixed:
+            raise InputError(f"give either {', '.join(mixed)} or groups, not both", where=f"{where}.{mixed[0]}")
+        if not isinstance(fleet.groups, list) or not fleet.groups:
+            raise InputError(
+                f"expected a non-empty list of groups, got {short_repr(fleet.groups)}", where=f"{where}.groups"
+            )
+        wheres = [f"{where}.groups[{i}]" for i in range(len(fleet.groups))]
+        groups = tuple(from_mapping(GroupSpec, g, w) for g, w in zip(fleet.groups, wheres, strict=True))
+    for group, at in zip(groups, wheres, strict=True):
+        if not isinstance(group.arch, (str, dict)):
+            raise InputError(
+                f"expected a preset name, a path or a mapping, got {short_repr(group.arch)}", where=f"{at}.arch"
+            )
+    if sum(g.instances for g in groups) > 100_000:
+        raise InputError("at most 100,000 instances in all", where=where)
+    return groups
+
+
+def fleet_size(fleet: FleetSpec) -> int:
+    """Instances in all groups."""
+    return sum(g.instances for g in fleet.groups)
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any, where: str) -> None:

@@ -15,7 +15,7 @@ batching policies. The engine integrates the number of requests in the system ov
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,12 +60,24 @@ class EngineConfig:
     lookup_s: float
     transfer_s: float  # one latent state over the storage link
     warmup: int  # requests (by arrival) before the measurement window
+    groups: tuple[int, ...] = ()  # instances per group of a heterogeneous fleet (empty: one group)
 
 
-def run(stream: Stream, cache: LatentCache | None, costs: Callable[[int], StepCosts], config: EngineConfig) -> Outcome:
-    """Simulate the stream through the cache and the fleet; every request finishes."""
+def run(
+    stream: Stream,
+    cache: LatentCache | None,
+    costs: Callable[[int], StepCosts] | Sequence[Callable[[int], StepCosts]],
+    config: EngineConfig,
+) -> Outcome:
+    """Simulate the stream through the cache and the fleet; every request finishes. `costs` gives
+    the step costs at a batch size, one function per group of `config.groups` (or one for all)."""
     n = len(stream)
-    steps = costs(1).steps
+    per_group = list(costs) if isinstance(costs, Sequence) else [costs]
+    if len(per_group) != max(len(config.groups), 1) or sum(config.groups or (config.instances,)) != config.instances:
+        raise ValueError("one step-cost function per group, and groups adding up to the instances")
+    steps = per_group[0](1).steps
+    if any(c(1).steps != steps for c in per_group):
+        raise ValueError("every group must run the same number of denoising steps")
     arrival = stream.arrival_s.tolist()
     embeddings = stream.embeddings
     skipped = [0] * n
@@ -83,7 +95,7 @@ def run(stream: Stream, cache: LatentCache | None, costs: Callable[[int], StepCo
         heapq.heappush(heap, (t, seq, kind, payload))
 
     queue = Queue(config.scheduling, steps, skipped)
-    servers = make_servers(config, costs, queue, schedule, skipped, start, batch)
+    servers = make_servers(config, per_group, queue, schedule, skipped, start, batch)
     use_cache = cache is not None and cache.enabled
     w0 = arrival[min(config.warmup, n - 1)]
     w1 = arrival[-1]

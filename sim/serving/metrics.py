@@ -3,11 +3,13 @@
 Latency metrics leave out the first `warmup_fraction` of requests (by arrival): the cache starts
 empty and the queues idle. Cost per 1,000 images is given two ways: `busy` charges only the
 accelerator-seconds spent computing (an autoscaled fleet; NIRVANA's "cost" is compute spent),
-`provisioned` charges every instance for the whole run.
+`provisioned` charges every instance for the whole run; each instance at its own price per hour
+(a heterogeneous fleet's groups may differ).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,8 +19,10 @@ from .engine import Outcome
 
 
 def summarize(
-    outcome: Outcome, cache: LatentCache | None, instances: int, slo_s: float, price_per_hour: float, warmup: int
+    outcome: Outcome, cache: LatentCache | None, prices: Sequence[float], slo_s: float, warmup: int
 ) -> dict[str, Any]:
+    """Metrics of one run; `prices`: each instance's price per accelerator-hour."""
+    instances = len(prices)
     n = len(outcome.arrival_s)
     measured = slice(min(warmup, n - 1), n)
     latency = outcome.latency_s[measured]
@@ -45,8 +49,8 @@ def summarize(
         "mean_batch": float(outcome.batch.mean()),
         "busy_s": busy,
         "utilization": busy / (instances * makespan) if makespan > 0 else 0.0,
-        "cost_per_1k_busy": busy / 3600 * price_per_hour / n * 1000,
-        "cost_per_1k_provisioned": instances * makespan / 3600 * price_per_hour / n * 1000,
+        "cost_per_1k_busy": float(outcome.busy_s @ np.asarray(prices)) / 3600 / n * 1000,
+        "cost_per_1k_provisioned": sum(prices) * makespan / 3600 / n * 1000,
         "in_system_mean": outcome.in_system_area / (w1 - w0) if w1 > w0 else 0.0,
         "cache_peak_gb": (stats.peak_bytes / 1e9) if stats else 0.0,
         "cache_peak_entries": stats.peak_entries if stats else 0,

@@ -7,58 +7,59 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from workloads.errors import InputError
 
 from .config import load_serve_experiment
-from .runner import PointResult, run_points
+from .sweep import QUANTILES, quantiles, run_sweep
 
-QUANTILES = np.linspace(0.0, 1.0, 201)
-
-
-def flat_row(point: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    row = {k: (v if isinstance(v, (int, float, str, bool)) else json.dumps(v)) for k, v in point.items()}
-    for key, value in metrics.items():
-        if key == "k_share":
-            row.update({f"k{k}_share": share for k, share in value.items()})
-        else:
-            row[key] = value
-    return row
+QUANTILE_COLUMNS = ("latency_quantiles", "baseline_latency_quantiles")
 
 
-def write_tables(results: list[tuple[dict[str, Any], PointResult]], out: Path) -> list[Path]:
-    rows = [flat_row(point, r.metrics) for point, r in results]
-    frame = pd.DataFrame(rows)
-    quantiles = pd.DataFrame(
-        {"quantile": QUANTILES}
-        | {f"point{i}_latency_s": np.quantile(r.outcome.latency_s, QUANTILES) for i, (_, r) in enumerate(results)}
+def write_tables(frame: pd.DataFrame, swept: list[str], out: Path) -> list[Path]:
+    """points.csv (one row per point), summary.json (each point's settings and metrics) and
+    latency_quantiles.csv (a column of latency quantiles per point)."""
+    table = frame.drop(columns=[c for c in QUANTILE_COLUMNS if c in frame])
+    columns = pd.DataFrame(
+        {"quantile": QUANTILES} | {f"point{i}_latency_s": q for i, q in enumerate(quantiles(frame)) if q is not None}
     )
+    records = [
+        {
+            "point": {k: row[k] for k in swept},
+            "metrics": {k: v for k, v in row.items() if k not in swept and pd.notna(v)},
+        }
+        for row in table.to_dict("records")
+    ]
     paths = [out / "points.csv", out / "summary.json", out / "latency_quantiles.csv"]
-    frame.to_csv(paths[0], index=False)
-    paths[1].write_text(json.dumps([{"point": p, "metrics": r.metrics} for p, r in results], indent=1, default=str))
-    quantiles.to_csv(paths[2], index=False)
+    table.to_csv(paths[0], index=False)
+    paths[1].write_text(json.dumps(records, indent=1, default=str))
+    columns.to_csv(paths[2], index=False)
     return paths
 
 
 def serve(
-    path: str | Path, out: str | Path | None = None, progress: Callable[[str], None] | None = print, plots: bool = True
+    path: str | Path,
+    out: str | Path | None = None,
+    progress: Callable[[str], None] | None = print,
+    plots: bool = True,
+    fresh: bool = False,
 ) -> list[Path]:
-    """Run every point of the serve experiment at `path`; write tables (and plots) to `out`."""
-    data, points = load_serve_experiment(path)
+    """Run every point of the serve experiment at `path` not yet in `out`/sweep.sqlite; write
+    tables (and plots) of all its points to `out`."""
+    _, points = load_serve_experiment(path)
     name = points[0][1].name
     out = Path(out) if out else Path("ttvsim-out") / name
-    results = run_points(points, str(path), progress)
+    frame = run_sweep(points, out / "sweep.sqlite", str(path), fresh, progress)
+    swept = list(points[0][0])
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        paths = write_tables(results, out)
+        paths = write_tables(frame, swept, out)
     except OSError as exc:
         raise InputError(f"cannot write results ({exc.strerror})", where=str(out)) from None
     if plots:
         from .plots import write_plots
 
-        paths += write_plots(results, out, name)
+        paths += write_plots(frame, swept, out, name)
     return paths
 
 
@@ -83,9 +84,10 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("experiment", help="serve experiment YAML (e.g. experiments/serving/sdxl_a100_cache.yaml)")
     parser.add_argument("--out", help="output folder (default: ttvsim-out/<experiment name>)")
     parser.add_argument("--no-plots", action="store_true", help="write tables only")
+    parser.add_argument("--fresh", action="store_true", help="start a new sweep store (default: reuse stored points)")
 
 
 def run_cli(args: Any, say: Callable[[str], None] = print) -> int:
-    paths = serve(args.experiment, args.out, say, plots=not args.no_plots)
+    paths = serve(args.experiment, args.out, say, plots=not args.no_plots, fresh=args.fresh)
     say(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0

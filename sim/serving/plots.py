@@ -1,4 +1,8 @@
-"""Plots of a serve run: latency CDF, hit rate and savings vs cache size, savings vs arrival rate."""
+"""Plots of a serve run: latency CDF, hit rate and savings vs cache size, savings vs arrival rate.
+
+They read the sweep's rows (`sweep.run_sweep`: swept settings, metrics, stored latency quantiles),
+so a resumed or re-run sweep plots every point without recomputing any.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from workloads.errors import InputError
 
-from .runner import PointResult
+from .sweep import QUANTILES, quantiles
+
+Rows = list[dict[str, Any]]
 
 CAPACITY_KEYS = ("cache.capacity", "cache.capacity_gb")
 RATE_KEY = "stream.arrivals.rate"
@@ -32,22 +39,17 @@ def _label(point: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
     return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in point.items() if k not in skip) or "run"
 
 
-def latency_cdf(results: list[tuple[dict[str, Any], PointResult]], path: Path, title: str) -> Path:
+def latency_cdf(frame: pd.DataFrame, swept: list[str], path: Path, title: str) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    picks = np.unique(np.linspace(0, len(results) - 1, min(len(results), MAX_CDF_CURVES)).round().astype(int))
-    for point, result in (results[i] for i in picks):
-        lat = np.sort(result.outcome.latency_s)
-        ax.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=_label(point) + " (cache)")
-    point, result = results[0]
-    if result.baseline is not None:
-        lat = np.sort(result.baseline.latency_s)
-        ax.plot(
-            lat,
-            np.arange(1, len(lat) + 1) / len(lat),
-            "k--",
-            label="no cache" + (f" ({_label(point)})" if len(results) == 1 else ""),
-        )
+    rows = frame[swept].to_dict("records")
+    curves, baselines = quantiles(frame), quantiles(frame, "baseline_latency_quantiles")
+    picks = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), MAX_CDF_CURVES)).round().astype(int))
+    for i in picks:
+        ax.plot(curves[i], QUANTILES, label=_label(rows[i]) + " (cache)")
+    if baselines[0] is not None:
+        label = "no cache" + (f" ({_label(rows[0])})" if len(rows) == 1 else "")
+        ax.plot(baselines[0], QUANTILES, "k--", label=label)
     ax.set_xlabel("end-to-end latency (s)")
     ax.set_ylabel("fraction of requests")
     ax.set_title(f"{title}: latency CDF")
@@ -56,22 +58,27 @@ def latency_cdf(results: list[tuple[dict[str, Any], PointResult]], path: Path, t
     return _save(fig, path)
 
 
-def _lines(
-    results: list[tuple[dict[str, Any], PointResult]], x_key: str
-) -> dict[str, list[tuple[float, dict[str, Any]]]]:
+def _lines(rows: Rows, swept: list[str], x_key: str) -> dict[str, list[tuple[float, dict[str, Any]]]]:
     lines: dict[str, list[tuple[float, dict[str, Any]]]] = {}
-    for point, result in results:
-        lines.setdefault(_label(point, (x_key,)), []).append((float(point[x_key]), result.metrics))
+    for row in rows:
+        label = _label({k: row[k] for k in swept if k != x_key})
+        lines.setdefault(label, []).append((float(row[x_key]), row))
     return {k: sorted(v, key=lambda item: item[0]) for k, v in list(lines.items())[:MAX_CURVES]}
 
 
-def versus_cache_size(results: list[tuple[dict[str, Any], PointResult]], x_key: str, path: Path, title: str) -> Path:
+def _saved(m: dict[str, Any], key: str, default: float) -> float:
+    """A savings metric of a row (NaN in the table where the point has no baseline run)."""
+    value = m.get(key)
+    return default if value is None or value != value else float(value)
+
+
+def versus_cache_size(rows: Rows, swept: list[str], x_key: str, path: Path, title: str) -> Path:
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for label, line in _lines(results, x_key).items():
+    for label, line in _lines(rows, swept, x_key).items():
         xs = [x for x, _ in line]
         left.plot(xs, [100 * m["hit_rate"] for _, m in line], marker="o", label=label)
-        right.plot(xs, [100 * m.get("compute_saved", m["steps_saved"]) for _, m in line], marker="o", label=label)
+        right.plot(xs, [100 * _saved(m, "compute_saved", m["steps_saved"]) for _, m in line], marker="o", label=label)
     unit = "entries" if x_key == "cache.capacity" else "GB"
     for ax, what in ((left, "hit rate (%)"), (right, "compute saved vs no cache (%)")):
         ax.set_xlabel(f"cache size ({unit})")
@@ -83,15 +90,17 @@ def versus_cache_size(results: list[tuple[dict[str, Any], PointResult]], x_key: 
     return _save(fig, path)
 
 
-def versus_rate(results: list[tuple[dict[str, Any], PointResult]], path: Path, title: str) -> Path:
+def versus_rate(rows: Rows, swept: list[str], path: Path, title: str) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, line in _lines(results, RATE_KEY).items():
+    for label, line in _lines(rows, swept, RATE_KEY).items():
         xs = [x for x, _ in line]
-        ax.plot(xs, [100 * m.get("compute_saved", 0.0) for _, m in line], marker="o", label=f"compute saved, {label}")
+        ax.plot(
+            xs, [100 * _saved(m, "compute_saved", 0.0) for _, m in line], marker="o", label=f"compute saved, {label}"
+        )
         ax.plot(
             xs,
-            [100 * m.get("latency_reduction", 0.0) for _, m in line],
+            [100 * _saved(m, "latency_reduction", 0.0) for _, m in line],
             marker="s",
             ls="--",
             label=f"mean latency cut, {label}",
@@ -111,12 +120,13 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def write_plots(results: list[tuple[dict[str, Any], PointResult]], out: Path, title: str) -> list[Path]:
-    paths = [latency_cdf(results, out / "latency_cdf.png", title)]
-    keys = set(results[0][0])
+def write_plots(frame: pd.DataFrame, swept: list[str], out: Path, title: str) -> list[Path]:
+    """The latency CDF, and the cache-size and rate plots when those keys are swept."""
+    paths = [latency_cdf(frame, swept, out / "latency_cdf.png", title)]
+    rows = frame.to_dict("records")
     for key in CAPACITY_KEYS:
-        if key in keys:
-            paths.append(versus_cache_size(results, key, out / "cache_size.png", title))
-    if RATE_KEY in keys:
-        paths.append(versus_rate(results, out / "rate.png", title))
+        if key in swept:
+            paths.append(versus_cache_size(rows, swept, key, out / "cache_size.png", title))
+    if RATE_KEY in swept:
+        paths.append(versus_rate(rows, swept, out / "rate.png", title))
     return paths

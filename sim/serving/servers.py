@@ -12,6 +12,12 @@
   room cuts the segment at the next step boundary.
 
 Queueing: `fifo`, or `srf` (shortest remaining first: fewest loop steps left, then arrival order).
+
+Heterogeneous fleets: instances come in groups (`EngineConfig.groups`), each with its own step
+costs. A request offered while instances are idle (or, with continuous batching, have room) goes
+to the one where it would finish first: the smallest batch-1 service time for its K (continuous:
+plus the wait for the instance's next step boundary); ties keep the one-group order (the idle
+stack's top, the earliest boundary). A freed instance takes the head of the shared queue.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .service import StepCosts
@@ -57,22 +63,40 @@ class Queue:
 
 class _Servers:
     def __init__(
-        self, config: EngineConfig, costs: Callable[[int], StepCosts], queue: Queue, schedule: Schedule,
+        self, config: EngineConfig, costs: Sequence[Callable[[int], StepCosts]], queue: Queue, schedule: Schedule,
         skipped: list[int], start: list[float], batch: list[int],
     ) -> None:  # fmt: skip
         self.config, self.queue, self.schedule = config, queue, schedule
         self.skipped, self.start, self.batch = skipped, start, batch
         self.busy_s = [0.0] * config.instances
         self.idle = list(range(config.instances - 1, -1, -1))  # a stack: instance 0 first
+        sizes = config.groups or (config.instances,)
+        self.group = [g for g, size in enumerate(sizes) for _ in range(size)]  # instance -> group
+        self.mixed = len(sizes) > 1
         self._costs = costs
-        self._memo: dict[int, tuple[StepCosts, list[float]]] = {}
+        self._memo: dict[tuple[int, int], tuple[StepCosts, list[float]]] = {}
 
-    def costs(self, b: int) -> tuple[StepCosts, list[float]]:
-        """Step costs at batch b and seconds of loop steps k..N-1 for every k."""
-        if b not in self._memo:
-            c = self._costs(b)
-            self._memo[b] = (c, c.remaining_s().tolist())
-        return self._memo[b]
+    def costs(self, inst: int, b: int) -> tuple[StepCosts, list[float]]:
+        """Step costs of instance `inst` at batch b and seconds of loop steps k..N-1 for every k."""
+        key = (self.group[inst], b)
+        if key not in self._memo:
+            c = self._costs[key[0]](b)
+            self._memo[key] = (c, c.remaining_s().tolist())
+        return self._memo[key]
+
+    def service_s(self, inst: int, r: int) -> float:
+        """Seconds request r takes alone on instance `inst` (0 in a one-group fleet: no preference)."""
+        if not self.mixed:
+            return 0.0
+        c, remaining = self.costs(inst, 1)
+        return c.prologue_s + remaining[self.skipped[r]] + c.epilogue_s
+
+    def take_idle(self, r: int) -> int:
+        """The idle instance where request r finishes first (ties: the top of the idle stack)."""
+        if not self.mixed:
+            return self.idle.pop()
+        best = min(range(len(self.idle) - 1, -1, -1), key=lambda i: self.service_s(self.idle[i], r))
+        return self.idle.pop(best)
 
 
 class BatchServers(_Servers):
@@ -85,13 +109,13 @@ class BatchServers(_Servers):
 
     def offer(self, t: float, r: int) -> None:
         if self.idle:
-            self._start(self.idle.pop(), [r], t)
+            self._start(self.take_idle(r), [r], t)
         else:
             self.queue.push(r)
 
     def _start(self, inst: int, reqs: list[int], t: float) -> None:
         b = len(reqs)
-        c, remaining = self.costs(b)
+        c, remaining = self.costs(inst, b)
         first = min(self.skipped[r] for r in reqs)
         duration = c.prologue_s + remaining[first] + c.epilogue_s
         for r in reqs:
@@ -131,14 +155,14 @@ class ContinuousServers(_Servers):
 
     def offer(self, t: float, r: int) -> None:
         if self.idle:
-            inst = self.idle.pop()
+            inst = self.take_idle(r)
         else:
             # queued requests go first: they join at the next boundaries, in queue order
             candidates = [] if len(self.queue) else [i for i in range(self.config.instances) if self._room(i) > 0]
             if not candidates:
                 self.queue.push(r)
                 return
-            inst = min(candidates, key=lambda i: (self._boundary(i, t), -self._room(i), i))
+            inst = min(candidates, key=lambda i: (self._boundary(i, t) + self.service_s(i, r), -self._room(i), i))
         self.joining[inst].append(r)
         if self.running[inst]:
             self._cut(inst, t)
@@ -150,7 +174,7 @@ class ContinuousServers(_Servers):
         overhead = 0.0
         joining = self.joining[inst]
         if joining:
-            c, remaining = self.costs(len(joining))
+            c, _ = self.costs(inst, len(joining))
             overhead = c.prologue_s
             steps = c.steps
             for r in joining:
@@ -166,7 +190,7 @@ class ContinuousServers(_Servers):
         b = len(active)
         for r in active:
             self.batch[r] = max(self.batch[r], b)
-        c, _ = self.costs(b)
+        c, _ = self.costs(inst, b)
         self.running[inst] = True
         self.version[inst] += 1
         self.seg_start[inst] = t + overhead
@@ -205,7 +229,7 @@ class ContinuousServers(_Servers):
         if leaving:  # decode the leavers, then resume at a zero-step boundary (arrivals may join meanwhile)
             for r in leaving:
                 del left[r]
-            end = t + self.costs(len(leaving))[0].epilogue_s
+            end = t + self.costs(inst, len(leaving))[0].epilogue_s
             self.schedule(end, FINISH, leaving)
             self.begin[inst], self.seg_start[inst], self.seg_steps[inst] = t, end, 0
             self.version[inst] += 1
