@@ -1,4 +1,4 @@
-"""Running a sweep's points: tasks of up to `CHUNK` points of one workload, executed in this
+"""Running a sweep's points: tasks of up to `CHUNK` points of one workload (`chunk_size`), executed in this
 process, in a local process pool (`--jobs`) or on a Dask cluster (`--dask`); each returns the
 points' summaries with their design and run metrics, and the client alone writes the store."""
 
@@ -19,7 +19,7 @@ from ..engine import Simulator
 from ..results.store import columns
 from .experiment import Experiment, SimulationSpec
 
-CHUNK = 64  # points of one workload per task
+CHUNK = 256  # most points of one workload per task (simulated as one batch)
 WINDOW = 32  # tasks in flight
 
 
@@ -34,6 +34,11 @@ class Task:
     items: tuple[tuple[int, str, Any, SimulationSpec], ...]
     base: Arch | None = None
     where: str = "sweep"
+
+
+def chunk_size(points: int) -> int:
+    """Points per task: `CHUNK`, smaller for small sweeps so that they still spread over workers."""
+    return max(16, min(CHUNK, points // 8))
 
 
 def run_task(task: Task, graphs: dict[str, Simulator] | None = None) -> list[tuple[int, str, dict[str, Any]]]:

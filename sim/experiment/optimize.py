@@ -138,7 +138,13 @@ def _trial(
     """Ask one trial, evaluate it (pruned if it breaks a design constraint), tell the result."""
     trial = study.ask()
     point = {a.key: _suggest(trial, a) for a in space}
-    resolved = resolver.resolve(point)
+    resolver.keyed(point)  # a bad workload or simulation setting is the user's error
+    try:
+        resolved = resolver.resolve(point)
+    except InputError as exc:  # arch values that do not fit together: an infeasible design
+        trial.set_user_attr("infeasible", str(exc))
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return
     row = design_row(resolver.exp, point, resolved, names)
     if not constraints.check(pd.DataFrame([row]), "design", 1)[0]:
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)

@@ -407,6 +407,8 @@ def annotate(
     out = frame.copy()
     check_names(constraints, list(out.columns), where)
     out["feasible"] = constraints.check(out, "all", len(out)) if len(out) else np.zeros(0, dtype=bool)
+    if "infeasible" in out:  # an arch whose values do not fit together (`sim.experiment.execute`)
+        out["feasible"] &= out["infeasible"].isna().to_numpy()
     if objectives:
         for o in objectives:
             if o.column not in out:

@@ -14,14 +14,19 @@ before anything is expanded, and raising `sweep_limit` in the experiment is the 
 Points are never materialized as a list: the grid is iterated lazily (`itertools.product`) and
 point i is decoded from its index when needed.
 
-**Validation.** Before anything runs, every distinct arch setting set, workload (model and
-options) and simulation setting set is resolved once (in grid mode the product of each kind's
-axes, not of all axes), so validation needs neither every point in memory nor one check per point.
+**Validation.** Before anything runs, every value of every arch key is converted and checked on
+the base arch, and every distinct workload (model and options) and simulation setting set is
+resolved once (in grid mode the product of each kind's axes, not of all axes), so validation
+needs neither every point in memory nor one check per point: a bad value is a one-line error
+naming the point. Whether a point's arch values fit together (a stationary tile in its SRAM) is
+checked when the point runs; one that does not is stored with the reason in column
+`infeasible` (numbers empty), counted, and never on a Pareto front.
 
 **Store.** Results go to a `SweepStore` (`sim.results.store`, SQLite table `points`), opened and
 checked (schema, writability, lock) after validation and before any point is computed. A point's
-key is a digest of its resolved arch (every field), its workload (model, resolved options and the
-contents of file options), its simulation options and `sim.version.code_digest()`, so a stored
+key is a digest of its base arch (every field) and arch keys, its workload (model, resolved
+options, the contents of file options, passes and runtime), its simulation options and
+`sim.version.code_digest()`, so a stored
 row is reused exactly when it would be recomputed identically; editing the simulator's code
 invalidates every stored point. Each point is stored as it finishes and committed in small
 batches (about every second), so a killed run resumes where it stopped, recomputing only the
@@ -30,7 +35,7 @@ has one row per point of this grid, in grid order: never a row of another experi
 code version. `fresh=True` (`ttvsim run --fresh`) starts a new store.
 
 **Execution** (`sim.experiment.execute`). Points sharing a workload build its graph once. Tasks
-of up to `CHUNK` points of one workload run in this process, in a local pool of forked worker
+of up to `CHUNK` points of one workload (each simulated as one batch of archs) run in this process, in a local pool of forked worker
 processes (`ttvsim run --jobs N`), or on a Dask cluster (`--dask ADDRESS|local`; each worker keeps
 its last workload's graph), at most `WINDOW` tasks in flight; every point is stored as its task
 returns, by the client alone, and the rows are the same however the points ran.
@@ -60,7 +65,7 @@ from ..arch.schema import from_mapping, replace_checked
 from ..area import design_metrics
 from ..results.store import SweepStore, digest
 from . import search
-from .execute import CHUNK, Task, _iter_task, _results, dask_client, point_metrics, process_pool, run_task
+from .execute import CHUNK, Task, _iter_task, _results, chunk_size, dask_client, point_metrics, process_pool, run_task
 from .experiment import FILE_OPTIONS, Experiment, SimulationSpec
 
 PREFIXES = ("arch.", "workload.options.", "workload.model", "simulation.", "passes", "design.")
@@ -331,7 +336,7 @@ class Resolver:
 
     @property
     def _arch_where(self) -> str:
-        return f"{self.source}: sweep" if self.source else "sweep"
+        return f"{self.source}: sweep arch" if self.source else "sweep arch"
 
     def _arch_value_of(self, settings: Mapping[str, Any]) -> None:
         replace_checked(self.base, _arch_overrides(settings), self._arch_where)
@@ -464,17 +469,24 @@ def feasible_points(grid: Grid | search.PointList, resolver: Resolver, constrain
     batch: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
     def flush() -> None:
+        if not batch:
+            return
         frame = pd.DataFrame([row for _, row in batch])
         mask = constraints.check(frame, "design", len(frame))
         kept.extend(p for (p, _), ok in zip(batch, mask) if ok)
         batch.clear()
 
     for point in grid:
-        batch.append((point, design_row(resolver.exp, point, resolver.resolve(point), names)))
+        try:
+            resolved = resolver.resolve(point)
+        except InputError:  # arch values that do not fit together: kept, run stores it as infeasible
+            flush()
+            kept.append(point)
+            continue
+        batch.append((point, design_row(resolver.exp, point, resolved, names)))
         if len(batch) == CHUNK * 64:
             flush()
-    if batch:
-        flush()
+    flush()
     return search.PointList(resolver.exp.sweep, kept, lambda p: _text(_split(p)["workload"]))
 
 
@@ -499,13 +511,14 @@ def _progress_every(total: int, progress: Callable[[str], None]) -> Callable[[],
 
 
 def _tasks(grid: Grid, resolver: Resolver, todo: _Ordinals) -> Iterator[Task]:
-    """The points still to run, lazily, as tasks of up to `CHUNK` points of one workload, each
+    """The points still to run, lazily, as tasks of up to `chunk_size` points of one workload, each
     point as its arch keys over the resolver's base arch (workers build and check the archs)."""
+    size = chunk_size(todo.count)
     for group in grid.groups():
         chunk: list[tuple[int, Keyed]] = []
         for ordinal in filter(todo.__contains__, group):
             chunk.append((ordinal, resolver.keyed(grid.point(ordinal))))
-            if len(chunk) == CHUNK:
+            if len(chunk) == size:
                 yield _task(chunk, resolver)
                 chunk = []
         if chunk:

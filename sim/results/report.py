@@ -128,5 +128,10 @@ def archs_text() -> str:
 def sweep_text(frame: pd.DataFrame, keys: list[str], top: int = 10) -> str:
     """The fastest design points of a sweep, with their swept settings."""
     cols = [k for k in keys if k in frame] + ["latency_s", "utilization", "dram_bytes", "energy_j"]
-    best = frame.sort_values("latency_s").head(top)[cols]
-    return f"\n{len(frame)} design points; fastest {len(best)}:\n" + best.to_string(index=False)
+    bad = frame["infeasible"].notna() if "infeasible" in frame else pd.Series(False, index=frame.index)
+    best = frame[~bad].sort_values("latency_s").head(top)[cols]
+    text = f"\n{len(frame)} design points; fastest {len(best)}:\n" + best.to_string(index=False)
+    if bad.any():
+        text += (f"\n{int(bad.sum())} points are infeasible (column `infeasible` says why; e.g. "
+                 f"{frame.loc[bad, 'infeasible'].iloc[0]})")  # fmt: skip
+    return text
