@@ -95,10 +95,16 @@ class CacheSpec:
 
 
 @dataclass(frozen=True)
-class GroupSpec:
+class _Instances:
+    """Instances of one arch (a fleet's one-arch spelling, or one group of a heterogeneous fleet)."""
+
     arch: Any = field(default="a100", metadata=doc("preset name, YAML path or mapping, as in `ttvsim run`"))
     arch_overrides: dict[str, Any] = field(default_factory=dict, metadata=doc("nested keys merged over the arch"))
     instances: int = field(default=1, metadata=doc("accelerator instances", max=100_000))
+
+
+@dataclass(frozen=True)
+class GroupSpec(_Instances):
     price_per_hour: float = field(
         default=0.0,
         metadata=doc("price of one accelerator-hour here; 0: metrics.price_per_hour", "$/h", positive=False),
@@ -109,10 +115,7 @@ GROUP_KEYS = ("arch", "arch_overrides", "instances")
 
 
 @dataclass(frozen=True)
-class FleetSpec:
-    arch: Any = field(default="a100", metadata=doc("preset name, YAML path or mapping, as in `ttvsim run`"))
-    arch_overrides: dict[str, Any] = field(default_factory=dict, metadata=doc("nested keys merged over the arch"))
-    instances: int = field(default=1, metadata=doc("accelerator instances", max=100_000))
+class FleetSpec(_Instances):
     groups: Any = field(
         default=(), metadata=doc("heterogeneous fleet: [{arch, arch_overrides, instances, price_per_hour}, ...]")
     )
