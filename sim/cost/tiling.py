@@ -57,29 +57,46 @@ def _os_tiled(m, k, n, rows, cols, ha, hb, hc, wa, wb):
     (tm x K) or B (K x tn) is reused across the inner loop when it fits half its SRAM, and a
     whole operand that fits is read once. The tile and loop order with the fewest weighted
     words (wa * a + wb * b) is taken.
+
+    For a given tm, a wider tn never costs more in the M-tiles-outer order (fewer N-tiles, the
+    same B re-reads), nor in the N-tiles-outer order as long as the B block (K x tn) still fits
+    or never did; so only the widest tile that fits and the widest whose B block fits are
+    candidates (in the order a search over every tn meets them, so ties resolve alike).
     """
     a_words, b_words = m * k, k * n
     best_a, best_b = a_words * _cdiv(n, cols), b_words * _cdiv(m, rows)
+    a_once, b_once = a_words <= ha, b_words <= hb
     tm = rows
     while True:
+        t_max, t_b = 0, 0  # widest tn that fits; widest whose B block also fits
         tn = cols
         while True:
             if tm * tn <= hc or (tm == rows and tn == cols):
-                nm, nn = _cdiv(m, tm), _cdiv(n, tn)
-                a_once, b_once = a_words <= ha, b_words <= hb
-                # M-tiles outer: A block reused over the N-tiles; B re-read per M-tile
-                a1 = a_words if a_once or tm * k <= ha else nn * a_words
-                b1 = b_words if b_once else nm * b_words
-                # N-tiles outer: B block reused over the M-tiles; A re-read per N-tile
-                a2 = a_words if a_once else nn * a_words
-                b2 = b_words if b_once or k * tn <= hb else nm * b_words
-                if wa * a1 + wb * b1 < wa * best_a + wb * best_b:
-                    best_a, best_b = a1, b1
-                if wa * a2 + wb * b2 < wa * best_a + wb * best_b:
-                    best_a, best_b = a2, b2
+                t_max = tn
+                if k * tn <= hb:
+                    t_b = tn
+            else:
+                break  # wider tiles fit even less
             if tn >= n:
                 break
             tn *= 2
+        if t_max == 0:
+            break  # no tile of this height fits: taller ones fit even less
+        nm = _cdiv(m, tm)
+        for tn in (t_b, t_max):
+            if tn == 0:
+                continue  # (t_b == t_max: evaluated twice, the second changes nothing)
+            nn = _cdiv(n, tn)
+            # M-tiles outer: A block reused over the N-tiles; B re-read per M-tile
+            a1 = a_words if a_once or tm * k <= ha else nn * a_words
+            b1 = b_words if b_once else nm * b_words
+            # N-tiles outer: B block reused over the M-tiles; A re-read per N-tile
+            a2 = a_words if a_once else nn * a_words
+            b2 = b_words if b_once or k * tn <= hb else nm * b_words
+            if wa * a1 + wb * b1 < wa * best_a + wb * best_b:
+                best_a, best_b = a1, b1
+            if wa * a2 + wb * b2 < wa * best_a + wb * best_b:
+                best_a, best_b = a2, b2
         if tm >= m:
             break
         tm *= 2
@@ -146,14 +163,24 @@ def _cuts(m, unit):
         if block <= unit:
             break
         p *= 2
+    halvings = c
     g = 2 * unit
     while g < 2 * m:  # unit x 1, 1.5, 2, 3, 4, 6, ...
         for block in (g // 2, 3 * g // 4):
-            if block < m:
+            if block < m and not _listed(out, halvings, block, _cdiv(m, block)):
                 out[c, 0], out[c, 1] = block, _cdiv(m, block)
                 c += 1
         g *= 2
     return out[:c]
+
+
+@njit(cache=True, inline="always")
+def _listed(out, rows, block, count):
+    """Whether (block, count) is among the first `rows` cuts (a halving repeats a fixed block)."""
+    for i in range(rows):
+        if out[i, 0] == block and out[i, 1] == count:
+            return True
+    return False
 
 
 @njit(cache=True)
