@@ -115,19 +115,14 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
         "groupnorm.csv: 1/slope of apply_us vs bytes read + written",
     )
 
-    # GEMM: mainloop efficiency from the best measured shape, weight streaming, kernel floor
     peak = 989.0  # H200 datasheet dense FP16 TFLOP/s (132 SMs x 4 tensor cores x 512 MAC/clk x 1.83 GHz)
-    best = cal["gemm"]["max_tflops_any_shape"]  # linear 4096x5120x5120: 640 tiles of 128x256 = 4.85 of 5 waves
-    out["gemm_efficiency"] = (
-        round(best / peak / (640 / 132 / 5), 3),
-        "calibration.yaml gemm.max_tflops_any_shape (755, linear 4096x5120x5120) / 989 datasheet / its wave efficiency 4.85/5",
-    )
     out["gemm_fixed_us"] = (
         round(cal["gemm"]["min_gemm_time_us"] - ev, 2),
         "calibration.yaml gemm.min_gemm_time_us - event overhead",
     )
     out.update(_scaling(d / "scaling" / "scaling.csv", out["gemm_fixed_us"][0], floor))
     out.update(_regimes(d / "regimes" / "regimes.csv"))
+    out.update(_gemm_sweep(pd.read_csv(d / "gemm.csv"), ev))
 
     # fused attention: MMA efficiency per backend, exp (SFU) ceiling, per-wave cost of a one-tile sequence
     for key, name in (("cudnn", "default"), ("flash2", "flash"), ("efficient", "efficient")):
@@ -146,6 +141,7 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
             round(float(np.median((seq16.time_us - ev) / waves)), 2),
             f"attention.csv benchmark={name} seq 16, bh >= 10240: median (time - event) / ceil(bh/132) waves",
         )
+    out.update(_attention_fixed(att, ev))
 
     h = cal["host"]
     out["graph_gap_us"] = (
@@ -164,6 +160,80 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
     for op, key in (("linear_bias", "linear"), ("conv2d_3x3_bias", "conv"), ("group_norm", "group_norm"),
                     ("layer_norm", "layer_norm"), ("silu", "activation"), ("sdpa", "attention")):  # fmt: skip
         out[f"eager_op_us.{key}"] = (h["eager_us_per_op"][op], f"calibration.yaml host.eager_us_per_op.{op}")
+    return out
+
+
+def _model_us(kernels: dict[str, np.ndarray], gk: int, **fields: object) -> np.ndarray:
+    """The h200 preset's GPU cost (burst: no power-cap derate) of the kernels `kernels` (KERNEL fields ->
+    arrays), with the hardware-record fields `fields` (`gpu_*`) replaced: microseconds."""
+    import sim
+    from sim.cost import KERNEL, evaluate, hardware_record
+
+    arch = sim.load_arch("h200")
+    hw = hardware_record(arch).copy()
+    for name, value in {"gpu_sustained_tensor_ratio": 0.0, **fields}.items():
+        hw[name] = value
+    n = len(next(iter(kernels.values())))
+    rec = np.zeros(n, dtype=KERNEL)
+    base = {"a_bits": 16, "b_bits": 16, "c_bits": 16, "mac_dtype": -1, "count": 1, "a_dram": 1, "b_dram": 1,
+            "c_dram": 1, "gpu_kind": gk}  # fmt: skip
+    for name, value in {**base, **kernels}.items():
+        rec[name] = value
+    o = evaluate(rec, hw)
+    return (o["compute_cycles"] + o["stall_cycles"]) / arch.frequency_mhz
+
+
+GEMM_EFFICIENCIES = np.round(np.arange(0.70, 1.0001, 0.01), 2)
+GEMM_TILE_OVERHEADS = np.arange(0, 257, 16)
+
+
+def gemm_sweep_errors(g: pd.DataFrame, ev: float, efficiency: float, overhead_k: float) -> np.ndarray:
+    """Relative error (model / measured - 1) of the GEMM model on every row of `gemm.csv` `g`."""
+    from sim.cost.gpu import GK_GEMM
+
+    shapes = {"m": g.M.to_numpy(), "k": g.K.to_numpy(), "n": g.N.to_numpy()}
+    t = _model_us(shapes, GK_GEMM, gpu_gemm_efficiency=efficiency, gpu_gemm_tile_overhead_k=overhead_k)
+    return t / (g.time_us.to_numpy(float) - ev) - 1
+
+
+def _gemm_sweep(g: pd.DataFrame, ev: float) -> dict[str, tuple[float, str]]:
+    """Mainloop efficiency and per-tile prologue/epilogue (in K depth) of the GEMM model, chosen on a grid
+    to minimise the median |log(model / measured)| over every row of gemm.csv (square, small-M, thin and
+    the UNet sweep; event time - event overhead), the memory constants as derived from scaling.csv."""
+    best = (np.inf, 0.0, 0.0)
+    for e in GEMM_EFFICIENCIES:
+        for k0 in GEMM_TILE_OVERHEADS:
+            score = float(np.median(np.abs(np.log1p(gemm_sweep_errors(g, ev, e, k0)))))
+            best = min(best, (score, float(e), float(k0)))
+    _, e, k0 = best
+    err = np.abs(gemm_sweep_errors(g, ev, e, k0))
+    why = (f"gemm.csv, all {len(g)} rows: grid minimising median |log(model/measured)| "
+           f"(median |error| {np.median(err):.1%}, 90th percentile {np.quantile(err, 0.9):.0%})")  # fmt: skip
+    return {"gemm_efficiency": (e, why + ": mainloop efficiency"), "gemm_tile_overhead_k": (k0, why + ": per-tile K")}
+
+
+def _attention_fixed(att: pd.DataFrame, ev: float) -> dict[str, tuple[float, str]]:
+    """Fixed time of a fused attention call per backend: median of (time - event overhead - the wave
+    model) over the attention.csv rows that run at most two waves of thread blocks (short kernels,
+    where launch, prologue, epilogue and cuDNN's memset are most of the time)."""
+    import sim
+    from sim.cost.gpu import GK_ATTENTION
+    from sim.runtime.expand import _pad
+
+    tiles_q = sim.load_arch("h200").gpu.attention_tile_q
+    out = {}
+    for i, (key, name) in enumerate((("cudnn", "default"), ("flash2", "flash"), ("efficient", "efficient"))):
+        rows = att[att.benchmark == name]
+        gk = GK_ATTENTION + i
+        kernels = {"m": rows.seq_q.to_numpy(), "n": rows.seq_kv.to_numpy(), "count": rows.bh.to_numpy(),
+                   "k": np.array([_pad(int(d), gk) for d in rows.head_dim])}  # fmt: skip
+        model = _model_us(kernels, gk, gpu_attention_fixed_us=np.zeros(3))
+        short = (rows.bh * np.ceil(rows.seq_q / tiles_q[key]) <= 2 * 132).to_numpy()
+        resid = (rows.time_us.to_numpy(float) - ev - model)[short]
+        out[f"attention_fixed_us.{key}"] = (
+            round(max(0.0, float(np.median(resid))), 2),
+            f"attention.csv benchmark={name}, <= 2 waves ({short.sum()} rows): median (time - event - wave model)",
+        )
     return out
 
 

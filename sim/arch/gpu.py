@@ -54,6 +54,11 @@ class GpuConfig:
         default=0.0,
         metadata=doc("mainloop MAC rate of a thread block relative to its SM's peak", "x", positive=False, max=1),
     )
+    gemm_tile_overhead_k: float = field(
+        default=0.0,
+        metadata=doc("a thread-block tile's prologue + epilogue (pipeline fill, output write), as main-loop K depth: "
+                     "a tile of depth K runs at gemm_efficiency x K / (K + this)", "elements", positive=False),  # fmt: skip
+    )
     gemm_read_gbs: float = field(
         default=0.0,
         metadata=doc("DRAM read rate of a GEMM's compulsory operand traffic (weight streaming)", "GB/s", positive=False),
@@ -125,6 +130,11 @@ class GpuConfig:
             "time of one wave of one-tile thread blocks (short sequences), by backend", "us", ATTENTION_BACKENDS
         ),
     )
+    attention_fixed_us: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_keyed("fixed GPU time of a fused attention call (launch, prologue, epilogue, cuDNN's memset), "
+                        "by backend", "us", ATTENTION_BACKENDS),  # fmt: skip
+    )
     attention_tile_q: dict[str, float] = field(
         default_factory=dict, metadata=_keyed("query rows per thread block, by backend", "rows", ATTENTION_BACKENDS)
     )
@@ -150,7 +160,7 @@ class GpuConfig:
 
     def __post_init__(self) -> None:
         for name in ("bandwidth_gbs", "softmax_row_gbs", "attention_efficiency", "attention_gscores_s", "attention_tile_us",
-                     "attention_tile_q", "attention_tile_kv", "eager_op_us"):  # fmt: skip
+                     "attention_fixed_us", "attention_tile_q", "attention_tile_kv", "eager_op_us"):  # fmt: skip
             keys = type(self).__dataclass_fields__[name].metadata["keys"]
             for key in set(getattr(self, name)) - set(keys):
                 raise unknown("key", key, keys, where=f"gpu.{name}")

@@ -6,7 +6,8 @@ record). The mechanisms, each general to GPUs and none specific to a model:
 
 - GEMM: thread-block tiles (t x t, t x 2t, 2t x t, t/2 x t, t x t/2 of `gpu.gemm_tile`) run in waves over the SMs
   (`cores`), ceil(tiles / SMs) waves of tile x tile x K MACs at the SM's array rate times
-  `gemm_efficiency`; when tiles are fewer than SMs, K is split (split-K, partial sums in fp32
+  `gemm_efficiency`, each tile paying a prologue/epilogue of `gemm_tile_overhead_k` K-iterations'
+  time (so short-K tiles run below the mainloop rate); when tiles are fewer than SMs, K is split (split-K, partial sums in fp32
   through memory, at least `gemm_split_k_min` deep per split). Concurrent tiles share L2, so DRAM
   traffic is the compulsory bytes (A, B, C once): reads at `gemm_read_gbs`, writes at
   `gemm_write_gbs` (HBM writes are slower: the unfused attention's score-writing baddbmm), after
@@ -23,7 +24,9 @@ record). The mechanisms, each general to GPUs and none specific to a model:
   (batch x head, query tile); a wave of blocks takes `attention_tile_us` for its first key tile
   (measured at sequence 16, the whole kernel being one tile) and then, per further key tile,
   the longer of its MMAs (2 x tq x tkv x d at `attention_efficiency` of the SM's rate) and its
-  exps on the special-function units (`attention_gscores_s`, spread over the SMs). Head dims
+  exps on the special-function units (`attention_gscores_s`, spread over the SMs), plus
+  `attention_fixed_us` per call (launch, prologue and epilogue of a one-wave kernel, cuDNN's
+  memset). Head dims
   arrive padded by the runtime model (40 -> 64, 72 -> 128, 160 -> 192).
 - Memory-bound kernels: `kernel_floor_us` + bytes / the measured bandwidth of their class
   (`bandwidth_gbs`); softmax at the rate measured for its row length (`softmax_row_gbs`: PyTorch
@@ -85,6 +88,7 @@ def _gemm_cycles(m, kk, n, count, hw, thr, stream_k):
     sms = int(hw.cores)
     rate = hw.array_rows * hw.array_cols * hw.array_count * hw.gpu_gemm_efficiency * thr  # MACs/cycle/SM
     t = int(hw.gpu_gemm_tile)
+    k0 = hw.gpu_gemm_tile_overhead_k  # a tile's prologue + epilogue, in main-loop K depth
     hz = hw.frequency_mhz * 1e6
     best, best_extra = np.inf, 0.0
     for shape in range(5):  # t x t, t x 2t, 2t x t, t/2 x t, t x t/2
@@ -95,7 +99,7 @@ def _gemm_cycles(m, kk, n, count, hw, thr, stream_k):
         while True:
             depth = _cdiv(kk, split)
             waves = _cdiv(tiles * split, sms)
-            cycles = waves * tm * tn * depth / rate
+            cycles = waves * tm * tn * (depth + k0) / rate
             extra = 0.0 if split == 1 else 2.0 * split * m * n * count * 4.0  # fp32 partials written + read
             partials = (extra / 2) * (1.0 / hw.gpu_gemm_read_gbs + 1.0 / hw.gpu_gemm_write_gbs)
             total = cycles + partials * hz / 1e9
@@ -108,7 +112,8 @@ def _gemm_cycles(m, kk, n, count, hw, thr, stream_k):
         # at most one partial tile through memory (fp32, written + read)
         iters = tiles * _cdiv(kk, STREAM_K_DEPTH)
         if stream_k and iters % sms:
-            cycles = _cdiv(iters, sms) * tm * tn * STREAM_K_DEPTH / rate
+            # each SM runs whole tiles plus the two partial ones at its segment's ends: one more prologue
+            cycles = (_cdiv(iters, sms) * STREAM_K_DEPTH + (_cdiv(tiles, sms) + 1) * k0) * tm * tn / rate
             extra = 2.0 * min(sms, tiles) * tm * tn * 4.0
             total = cycles + (extra / 2) * (1.0 / hw.gpu_gemm_read_gbs + 1.0 / hw.gpu_gemm_write_gbs) * hz / 1e9
             if total < best:
@@ -168,7 +173,7 @@ def gpu_kernel(out, k, hw):
             rd = count * (m * kk * wa + 2 * n * kk * wb) * w
             wr = count * m * kk * wc * w
             mem = (rd + wr) / (hw.dram_bandwidth_gbs * 1e9) * hz
-            fixed = 0.0
+            fixed = hw.gpu_attention_fixed_us[k.gpu_kind - GK_ATTENTION] * 1e-6 * hz
             out.macs = 2 * count * m * kk * n
         if hw.gpu_sustained_tensor_ratio > 0:  # tensor-core work at the power-capped clock
             compute /= hw.gpu_sustained_tensor_ratio

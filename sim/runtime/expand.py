@@ -19,8 +19,10 @@ them stay attributed to the op, as a profiler attributes kernels to the aten op 
   chunk halves (non-contiguous views: PyTorch's non-vectorized kernel, `strided`). Rotary embeddings as
   transformers writes them: mul, neg, cat, mul, add.
 - attention: fused (cuDNN, FlashAttention-2, memory-efficient; head dims padded to the kernel's
-  supported sizes) or unfused as diffusers' AttnProcessor: head split copies of q, k, v,
+  supported sizes; cuDNN's launches a memset first) or unfused as diffusers' AttnProcessor: head split copies of q, k, v,
   baddbmm, softmax (rows of Lk), bmm, head merge copy; `math` adds fp32 upcast kernels around the softmax.
+- diffusers' timestep embedding: 12 tiny kernels (`_sinusoidal`); adaLN's `x * (1 + scale)`: the
+  `1 + scale` over the modulation chunk, then the broadcast multiply.
 - compiled modes: pointwise ops (activation, elementwise) fuse into a producing norm or
   pointwise op that feeds only them (no launch, no round trip), and into GEMM epilogues (the
   `fuse_elementwise` pass, added by the engine).
@@ -126,6 +128,9 @@ def expand(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -
     elif kind in POINTWISE:
         broadcast = any(tuple(s) != tuple(op.output) for s in op.inputs)
         result = [{**kernels[0], "gpu_kind": GK_BROADCAST if broadcast else GK_ELEMENTWISE}]
+        if _is_modulation(op) and not config.compiled:  # `1 + scale` over the per-sample vector first
+            small = min(numel(s) for s in op.inputs)
+            result.insert(0, vector(GK_STRIDED, small, small))
     elif kind is OpKind.SOFTMAX:
         result = [{**kernels[0], "gpu_kind": GK_SOFTMAX, "par": out // op.output[-1]}]
     elif kind is OpKind.RESAMPLE:
@@ -139,15 +144,28 @@ def expand(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -
     return result
 
 
+def _is_modulation(op: Op) -> bool:
+    """adaLN modulation `x * (1 + scale)` (`workloads.zoo.blocks.dit_blocks.modulate` names its
+    multiply `<name>modulate_scale`): PyTorch first adds 1 to the chunk of the modulation vector
+    (a non-contiguous view: the non-vectorized kernel), then runs the broadcast multiply."""
+    return op.kind is OpKind.ELEMENTWISE and op.attrs.get("fn") == "mul" and "modulate" in op.name.rsplit(".", 1)[-1] \
+        and op.name.endswith("_scale")
+
+
 def _sinusoidal(op: Op) -> list[dict]:
-    """diffusers' `get_timestep_embedding` in eager PyTorch: arange, the exponent's multiply and
-    divide, exp, the cast and outer product of the timesteps, sin, cos, the cat and the
-    flip_sin_to_cos cat -- nine tiny kernels (the profiled DiT forward shows each per block)."""
-    out = numel(op.output)
+    """diffusers' `get_timestep_embedding` and its caller in eager PyTorch: arange, the exponent's
+    multiply and divide, exp, the timesteps' cast to fp32 and outer product, the `scale *` multiply,
+    sin, cos, the cat and the flip_sin_to_cos cat, and the embedding's cast to the model's dtype
+    (`.to(hidden_dtype)`) -- twelve tiny kernels (the profiled DiT forward shows each per block:
+    `forward_kernels.csv`, aten::arange/mul/div/exp/sin/cos/cat/to)."""
+    out, n = numel(op.output), op.output[0]
     half = max(1, op.output[-1] // 2)
     tiny = [vector(GK_ELEMENTWISE, 0, half)] + [vector(GK_ELEMENTWISE, half, half) for _ in range(3)]
-    rows = [vector(GK_ELEMENTWISE, out // 2, out // 2) for _ in range(3)]
-    return [*tiny, *rows, move(GK_COPY, out), move(GK_COPY, out)]
+    cast = {**vector(GK_ELEMENTWISE, n, n), "c_bits": 32}
+    rows = [{**vector(GK_ELEMENTWISE, out // 2, out // 2), "a_bits": 32, "c_bits": 32} for _ in range(4)]
+    cats = [{**move(GK_COPY, out), "a_bits": 32, "c_bits": 32} for _ in range(2)]
+    to16 = {**vector(GK_ELEMENTWISE, out, out), "a_bits": 32}
+    return [*tiny, cast, *rows, *cats, to16]
 
 
 def _rms_norm(out: int, rows: int) -> list[dict]:
@@ -203,7 +221,8 @@ def _attention(op: Op, kernels: list[dict], config: RuntimeConfig) -> list[dict]
     if backend in BACKENDS:
         gk = BACKENDS[backend]
         d = _pad(max(a["head_dim"], a["v_head_dim"]), gk)
-        return [gemm(lq, d, lk, bh, gk)]
+        # cuDNN's SDPA clears a buffer (a memset node) before its kernel on every call
+        return [gemm(lq, d, lk, bh, gk, launches=2 if gk == GK_ATTN_CUDNN else 1)]
     q, kv, o = bh * lq * a["head_dim"], bh * lk * a["head_dim"], bh * lq * a["v_head_dim"]
     scores = bh * lq * lk
     softmax = vector(GK_SOFTMAX, scores, scores, par=bh * lq, vclass="softmax")
