@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import sim  # noqa: E402
+from sim.results.progress import progress_bar  # noqa: E402
 from workloads.errors import InputError  # noqa: E402
 
 STUDIES = (
@@ -28,13 +29,15 @@ STUDIES = (
 def run(names: list[str], arch_name: str, small: bool, out: Path) -> list[Path]:
     arch = sim.load_arch(arch_name)
     paths = []
-    for name in names:
-        module = importlib.import_module(f"experiments.characterize.{name}")
-        study = module.run(arch, small=small)
-        paths.append(study.write(out))
-        for c in study.claims:
-            verdict = {True: "agrees", False: "DISAGREES", None: "n/a"}[c.agrees]
-            print(f"[{name}] {c.claim}: paper {c.paper} | ttvsim {c.ttvsim} | {verdict}")
+    with progress_bar(len(names), "studies", "reproduce") as bar:  # drawn on a terminal only
+        for name in names:
+            module = importlib.import_module(f"experiments.characterize.{name}")
+            study = module.run(arch, small=small)
+            paths.append(study.write(out))
+            for c in study.claims:
+                verdict = {True: "agrees", False: "DISAGREES", None: "n/a"}[c.agrees]
+                print(f"[{name}] {c.claim}: paper {c.paper} | ttvsim {c.ttvsim} | {verdict}")
+            bar.update(1)
     return paths
 
 

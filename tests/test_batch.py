@@ -187,3 +187,23 @@ def test_sampled_infeasible_archs_do_not_stop_a_search(tmp_path, mode):
         assert not frame.loc[bad, "feasible"].any()
     else:
         assert 1 <= len(frame) <= 12 and not bad.any() and frame["latency_s"].notna().all()
+
+
+def test_bundle_arch_keys_reach_the_batch_records(tmp_path):
+    """Arch keys set only inside a design bundle are read per point like swept arch keys."""
+    path = tmp_path / "d.yaml"
+    path.write_text("""\
+name: bundles
+workload: {model: sd15_unet, options: {resolution: 256}}
+arch: os128
+sweep:
+  design.size: {small: {arch.array.rows: 64}, big: {arch.array.rows: 128, arch.dram.bandwidth_gbs: 900}}
+  arch.frequency_mhz: [500, 1000]
+""")
+    frame = sweep.run_sweep(load_experiment(path), str(path), tmp_path / "d.sqlite")
+    graph = workloads.build("sd15_unet", resolution=256)
+    settings = {"small": {"array": {"rows": 64}}, "big": {"array": {"rows": 128}, "dram": {"bandwidth_gbs": 900}}}
+    for _, row in frame.iterrows():
+        arch = sim.load_arch("os128", {**settings[row["design.size"]], "frequency_mhz": row["arch.frequency_mhz"]})
+        assert row["latency_s"] == sim.simulate(graph, arch).summary()["latency_s"]
+    assert frame["latency_s"].nunique() == 4

@@ -199,9 +199,19 @@ class Arch:
         """The array's native operand type (from `word_bytes`): ops no precision pass set run in it."""
         return {1: "int8", 2: "fp16", 4: "fp32"}.get(self.word_bytes, "fp16")
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without what is cached on the instance (the energy table, the hardware
+        record): rebuilt where it is unpickled, so equal tables stay one object per process."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_energy_table", "_hardware_record")}
+
     def energy_table(self) -> EnergyTable:
-        """The energy table of `energy.table` with its overrides applied (validated at load)."""
-        return _energy_table(self.energy.table, json.dumps(self.energy.resolved_overrides(), sort_keys=True))
+        """The energy table of `energy.table` with its overrides applied (validated at load;
+        kept on the instance, which is immutable)."""
+        table = self.__dict__.get("_energy_table")
+        if table is None:
+            table = _energy_table(self.energy.table, json.dumps(self.energy.resolved_overrides(), sort_keys=True))
+            object.__setattr__(self, "_energy_table", table)
+        return table
 
     @property
     def bytes_per_cycle(self) -> float:

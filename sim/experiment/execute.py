@@ -7,7 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import multiprocessing
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ class Task:
     items: tuple[tuple[int, str, Any, SimulationSpec], ...]
     base: Arch | None = None
     where: str = "sweep"
+    changed: tuple[tuple[str, ...], ...] = ()  # arch attribute paths the items may set
 
 
 def chunk_size(points: int) -> int:
@@ -63,7 +64,6 @@ def _iter_task(task: Task, graphs: dict[str, Simulator]) -> Iterator[tuple[int, 
     for ordinal, key, arch, spec in task.items:
         by_spec.setdefault(spec, []).append((ordinal, key, arch))
     passes = task.workload.passes or None
-    changed = sorted({path for _, _, arch, _ in task.items for path in _paths(arch)}) if task.base else ()
     parts: dict[Any, Any] = {}  # converted arch fields of this task's base, per override
     for spec, items in by_spec.items():
         points: list[tuple[int, str, Arch]] = []
@@ -78,19 +78,10 @@ def _iter_task(task: Task, graphs: dict[str, Simulator]) -> Iterator[tuple[int, 
         archs = [arch for _, _, arch in points]
         summaries = simulator.summaries(
             archs, attention=spec.attention, fuse_elementwise=spec.fuse_elementwise, passes=passes,
-            runtime=task.workload.runtime, base=task.base, changed=changed,
+            runtime=task.workload.runtime, base=task.base, changed=task.changed,
         )  # fmt: skip
         for (ordinal, key, arch), summary in zip(points, summaries):
             yield ordinal, key, point_metrics(arch, passes, summary)
-
-
-def _paths(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """Attribute paths of the leaves of a nested overrides mapping."""
-    for key, value in tree.items():
-        if isinstance(value, Mapping) and value:
-            yield from _paths(value, (*prefix, key))
-        else:
-            yield (*prefix, key)
 
 
 def point_metrics(arch: Arch, passes: Any, summary: dict[str, Any]) -> dict[str, Any]:
@@ -99,12 +90,13 @@ def point_metrics(arch: Arch, passes: Any, summary: dict[str, Any]) -> dict[str,
     return {**summary, **design, **run_metrics(summary, design["area_mm2"])}
 
 
-def _results(tasks: Iterable[Task], client: Any) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """(ordinal, key, store columns) of every point as it finishes, locally or on a Dask client."""
+def _results(tasks: Iterable[Task], client: Any) -> Iterator[list[tuple[int, str, dict[str, Any]]]]:
+    """The (ordinal, key, store columns) of each task's points as the task finishes, locally, in
+    a process pool or on a Dask client."""
     if client is None:
         graphs: dict[str, Simulator] = {}
         for task in tasks:
-            yield from run_task(task, graphs)
+            yield run_task(task, graphs)
         return
     if isinstance(client, concurrent.futures.Executor):  # a local process pool (`--jobs`)
         tasks = iter(tasks)
@@ -112,17 +104,17 @@ def _results(tasks: Iterable[Task], client: Any) -> Iterator[tuple[int, str, dic
         while pending:
             done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
             for future in done:
-                yield from future.result()
                 pending.update(client.submit(run_task, t) for t in itertools.islice(tasks, 1))
+                yield future.result()
         return
     from distributed import as_completed
 
     tasks = iter(tasks)
     pending = as_completed([client.submit(run_task, t, pure=False) for t in itertools.islice(tasks, WINDOW)])
     for future in pending:
-        yield from future.result()
         for task in itertools.islice(tasks, 1):
             pending.add(client.submit(run_task, task, pure=False))
+        yield future.result()
 
 
 def process_pool(jobs: int) -> concurrent.futures.ProcessPoolExecutor:

@@ -48,6 +48,7 @@ import hashlib
 import itertools
 import json
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -335,6 +336,15 @@ class Resolver:
         return Resolved(k.key, arch, k.workload, k.workload_key, k.simulation)
 
     @property
+    def arch_paths(self) -> tuple[tuple[str, ...], ...]:
+        """Attribute paths of the arch keys the sweep sets (its axes and its bundles' settings)."""
+        keys = set()
+        for key, values in self.exp.sweep.items():
+            inner = [k for bundle in values.values() for k in bundle] if key.startswith("design.") else [key]
+            keys |= {k for k in inner if k.startswith("arch.")}
+        return tuple(sorted(tuple(k.removeprefix("arch.").split(".")) for k in keys))
+
+    @property
     def _arch_where(self) -> str:
         return f"{self.source}: sweep arch" if self.source else "sweep arch"
 
@@ -403,6 +413,7 @@ def run_sweep(
 
         frame = run_optuna(exp, source, store_path, constraints, objectives, progress=progress, fresh=fresh, bar=bar)
         return search.annotate(frame, constraints, objectives, where)
+    start = time.perf_counter()
     grid, resolver = validate(exp, source)
     if constraints.design:
         total = len(grid)
@@ -413,25 +424,29 @@ def run_sweep(
         todo = _Ordinals(len(grid), store.missing())
         progress(_plan_text(len(grid), store.stored(), todo.count))
         with _ticker(todo.count, progress, bar) as report:
-            for ordinal, key, values in _results(_tasks(grid, resolver, todo), client):
-                store.add_row(key, grid.point(ordinal), values)
-                report()
+            for rows in _results(_tasks(grid, resolver, todo), client):
+                store.add_rows((key, grid.point(ordinal), values) for ordinal, key, values in rows)
+                report(len(rows))
         frame = store.frame(grid.point)
     if len(frame) != len(grid):
         raise RuntimeError(f"sweep store {store_path} holds {len(frame)} of the sweep's {len(grid)} points")
+    seconds = time.perf_counter() - start
+    progress(f"sweep runner: {todo.count} points simulated, {len(grid)} rows read back in {seconds:.2f} s "
+             f"({todo.count / max(seconds, 1e-9) * 60:,.0f} points per minute)")  # fmt: skip
     if constraints.design or constraints.run or objectives:
         frame = search.annotate(frame, constraints, objectives, where)
     return frame
 
 
 @contextlib.contextmanager
-def _ticker(total: int, progress: Callable[[str], None], bar: Callable[[int], Any] | None) -> Iterator[Callable[[], None]]:
-    """A per-point callback: a progress bar's update when `bar` is given, else periodic lines."""
+def _ticker(total: int, progress: Callable[[str], None], bar: Callable[[int], Any] | None) -> Iterator[Callable[[int], None]]:
+    """A callback for n finished points: a progress bar's update when `bar` is given, else
+    periodic lines."""
     if bar is None:
         yield _progress_every(total, progress)
         return
     with bar(total) as b:
-        yield lambda: b.update(1)
+        yield b.update
 
 
 def design_name(exp: Experiment) -> Callable[[str], bool]:
@@ -497,14 +512,14 @@ def _plan_text(total: int, stored: int, todo: int) -> str:
     )
 
 
-def _progress_every(total: int, progress: Callable[[str], None]) -> Callable[[], None]:
+def _progress_every(total: int, progress: Callable[[str], None]) -> Callable[[int], None]:
     """A callback counting finished points and reporting about `_PROGRESS_LINES` times."""
     step, done = max(1, math.ceil(total / _PROGRESS_LINES)), 0
 
-    def tick() -> None:
+    def tick(n: int = 1) -> None:
         nonlocal done
-        done += 1
-        if done % step == 0 or done == total:
+        before, done = done, done + n
+        if done // step > before // step or done == total:
             progress(f"  {done}/{total} points done")
 
     return tick
@@ -528,7 +543,7 @@ def _tasks(grid: Grid, resolver: Resolver, todo: _Ordinals) -> Iterator[Task]:
 def _task(chunk: list[tuple[int, Keyed]], resolver: Resolver) -> Task:
     first = chunk[0][1]
     items = tuple((o, k.key, k.overrides, k.simulation) for o, k in chunk)
-    return Task(first.workload_key, first.workload, items, base=resolver.base, where=resolver._arch_where)
+    return Task(first.workload_key, first.workload, items, resolver.base, resolver._arch_where, resolver.arch_paths)
 
 
 class _Ordinals:

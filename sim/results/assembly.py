@@ -41,11 +41,7 @@ def metric_values(metrics: np.ndarray) -> np.ndarray:
 
 def signature(arch: Arch) -> tuple:
     """What archs of one batch must share: native dtype, graph capture and energy table."""
-    table = arch.__dict__.get("_energy_table_obj")
-    if table is None:
-        table = arch.energy_table()
-        object.__setattr__(arch, "_energy_table_obj", table)
-    return arch.native_dtype, arch.host.graph_capture, id(table)
+    return arch.native_dtype, arch.host.graph_capture, id(arch.energy_table())
 
 
 @dataclass(frozen=True)
@@ -103,12 +99,12 @@ def timing(prep: Prepared, values: np.ndarray, source: np.ndarray, hw: Hardware,
     n = len(prep.ops)
     c, s = values[_FIELD["compute_cycles"]], values[_FIELD["stall_cycles"]]
     compute, stall = group_sum(np.stack([c, s]), source, prep.idx, n)
-    if prep.hidden.any():  # a fused kernel's hidden part costs only what exceeds its op's others
-        hidden = np.where(prep.hidden, prep.idx, -1)
-        overlapped, parallel_c, parallel_s = group_sum(np.stack([c + s, c, s]), source, hidden, n)
-        rest = compute - parallel_c + stall - parallel_s
-        compute = compute - parallel_c + np.maximum(0.0, overlapped - rest)
-        stall = stall - parallel_s
+    ops, hidden = prep.hidden_ops
+    if len(ops):  # a fused kernel's hidden part costs only what exceeds its op's others
+        overlapped, parallel_c, parallel_s = group_sum(np.stack([c + s, c, s]), source, hidden, len(ops))
+        rest = compute[:, ops] - parallel_c + stall[:, ops] - parallel_s
+        compute[:, ops] = compute[:, ops] - parallel_c + np.maximum(0.0, overlapped - rest)
+        stall[:, ops] = stall[:, ops] - parallel_s
     cores = group_max(values[_FIELD["cores_used"]], source, prep.idx, n)
     hz = hw.hz
     busy_s = (compute + stall) / hz
@@ -259,7 +255,8 @@ def _ranked(prep: Prepared, column: str, time_s: np.ndarray) -> list[dict[str, f
     seconds = group_sum(time_s[None], np.arange(len(codes)), codes, len(names))[0]
     order = np.argsort(-seconds, axis=1, kind="stable")
     values = np.take_along_axis(seconds, order, axis=1).tolist()
-    return [{names[i]: v for i, v in zip(o, vals)} for o, vals in zip(order.tolist(), values)]
+    keys = np.array(names, dtype=object)[order].tolist()
+    return [dict(zip(k, v)) for k, v in zip(keys, values)]
 
 
 __all__ = ["BYTES", "Hardware", "Timing", "assemble", "metric_values", "signature", "step_seconds", "summaries", "timing"]

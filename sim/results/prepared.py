@@ -89,6 +89,14 @@ class Prepared:
         return self.kernels.cols["overlap"].astype(bool)
 
     @cached_property
+    def hidden_ops(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ops with hidden kernels, each kernel's position among them or -1 when not hidden)."""
+        ops, position = np.unique(self.idx[self.hidden], return_inverse=True)
+        group = np.full(len(self.idx), -1, dtype=np.int64)
+        group[self.hidden] = position.reshape(-1)
+        return ops, group
+
+    @cached_property
     def repeat(self) -> np.ndarray:
         return np.array([op.repeat for op in self.ops], dtype=np.float64)
 

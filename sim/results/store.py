@@ -236,18 +236,30 @@ class SweepStore:
 
     def add_row(self, key: str, settings: Mapping[str, Any], values: Mapping[str, Any]) -> None:
         """`add` of a summary already converted by `columns` (as sweep workers send them)."""
+        self.add_rows([(key, settings, values)])
+
+    def add_rows(self, rows: Iterable[tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> None:
+        """Store finished points (key, settings, `columns` of the summary), one statement per
+        set of columns; committed with their batch (see the module docstring)."""
         db = self._connection()
-        row = {"point": key, "settings": to_json(dict(settings), sort=False), **values}
+        by_names: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for key, settings, values in rows:
+            row = {"point": key, "settings": to_json(dict(settings), sort=False), **values}
+            names = tuple(row)
+            if names not in self._inserts:
+                if not db.in_transaction:
+                    db.execute("BEGIN IMMEDIATE")
+                self._add_columns(row)
+                quoted = ", ".join(f'"{n}"' for n in names)
+                self._inserts[names] = f"INSERT OR IGNORE INTO points ({quoted}) VALUES ({', '.join('?' * len(row))})"
+            by_names.setdefault(names, []).append(tuple(row.values()))
+        if not by_names:
+            return
         if not db.in_transaction:
             db.execute("BEGIN IMMEDIATE")
-        names = tuple(row)
-        sql = self._inserts.get(names)
-        if sql is None:
-            self._add_columns(row)
-            quoted = ", ".join(f'"{n}"' for n in names)
-            sql = self._inserts[names] = f"INSERT OR IGNORE INTO points ({quoted}) VALUES ({', '.join('?' * len(row))})"
-        db.execute(sql, tuple(row.values()))
-        self._pending += 1
+        for names, values_list in by_names.items():
+            db.executemany(self._inserts[names], values_list)
+            self._pending += len(values_list)
         if self._pending >= self.batch_points or self._clock() - self._last_commit >= self.batch_seconds:
             self.commit()
 

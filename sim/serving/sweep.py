@@ -29,6 +29,7 @@ import pandas as pd
 from workloads.errors import InputError
 
 from .. import version
+from ..results.progress import progress_bar
 from ..results.store import SweepStore, digest
 from .config import ServeExperiment, model_options
 from .runner import Context, PointResult, fleet_archs, run_point
@@ -89,7 +90,8 @@ def run_sweep(
     fresh: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """Run the points not yet in the store at `store_path`; this sweep's rows, in grid order."""
+    """Run the points not yet in the store at `store_path`; this sweep's rows, in grid order.
+    A progress bar (rate, ETA) counts the points on a terminal (`sim.results.progress`)."""
     keys = [point_key(exp, where) for _, exp in points]
     say = progress or (lambda _: None)
     with SweepStore(store_path, fresh=fresh, batch_points=1) as store:
@@ -97,11 +99,13 @@ def run_sweep(
         todo = list(store.missing())
         say(f"{len(points)} points: {len(points) - len(todo)} already stored, {len(todo)} to run ({store_path})")
         ctx = Context()
-        for done, ordinal in enumerate(todo, 1):
-            point, exp = points[ordinal]
-            result = run_point(exp, ctx, where)
-            store.add(keys[ordinal], settings(point), point_summary(result))
-            say(_line(done, len(todo), point, exp, result.metrics))
+        with progress_bar(len(todo), "points", "serve") as bar:
+            for done, ordinal in enumerate(todo, 1):
+                point, exp = points[ordinal]
+                result = run_point(exp, ctx, where)
+                store.add(keys[ordinal], settings(point), point_summary(result))
+                say(_line(done, len(todo), point, exp, result.metrics))
+                bar.update(1)
         frame = store.frame(lambda o: settings(points[o][0]))
     if len(frame) != len(points):
         raise RuntimeError(f"sweep store {store_path} holds {len(frame)} of the sweep's {len(points)} points")
