@@ -100,6 +100,8 @@ def _results(tasks: Iterable[Task], client: Any) -> Iterator[list[tuple[int, str
         return
     if isinstance(client, concurrent.futures.Executor):  # a local process pool (`--jobs`)
         tasks = iter(tasks)
+        for first in itertools.islice(tasks, 1):  # run here first: workers forked after it start
+            yield run_task(first)  # with the workload's graph, its lowering and the cost models loaded
         pending = {client.submit(run_task, t) for t in itertools.islice(tasks, WINDOW)}
         while pending:
             done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
@@ -119,8 +121,9 @@ def _results(tasks: Iterable[Task], client: Any) -> Iterator[list[tuple[int, str
 
 def process_pool(jobs: int) -> concurrent.futures.ProcessPoolExecutor:
     """A pool of `jobs` worker processes for a sweep's tasks. Workers are forked where the
-    platform allows, so they start with the parent's imports and compiled cost models; each
-    lowers a workload once (`_WORKER_GRAPHS`). Close it with `shutdown(cancel_futures=True)`."""
+    platform allows, at the first submission, after the client ran the first task itself
+    (`_results`), so they start with the parent's imports, loaded cost models and that
+    workload's graph and lowering (`_WORKER_GRAPHS`). Close it with `shutdown(cancel_futures=True)`."""
     if jobs <= 0:
         raise InputError(f"--jobs must be positive, got {jobs}")
     methods = multiprocessing.get_all_start_methods()
