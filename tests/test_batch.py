@@ -207,3 +207,24 @@ sweep:
         arch = sim.load_arch("os128", {**settings[row["design.size"]], "frequency_mhz": row["arch.frequency_mhz"]})
         assert row["latency_s"] == sim.simulate(graph, arch).summary()["latency_s"]
     assert frame["latency_s"].nunique() == 4
+
+
+@pytest.mark.parametrize("preset", ["os128", "h200", "edge"])
+@pytest.mark.parametrize("options", [{}, {"attention": "unfused"}, {"runtime": "eager"},
+                                     {"passes": [{"name": "precision", "by_class": {"linear": "int8"}}]}])
+def test_summary_totals_equal_the_per_op_columns(unet, preset, options):
+    """Summaries add actions over unique kernels, `ops` per op: the two must agree."""
+    arch = sim.load_arch(preset)
+    if "runtime" in options and not arch.gpu.available:
+        return
+    r = sim.simulate(unet, arch, **options)
+    s, ops = r.summary(), r.ops
+    for key, column in (("latency_s", "time_s"), ("cycles", "cycles"), ("energy_j", "energy_j"),
+                        ("compute_cycles", "compute_cycles"), ("launch_cycles", "launch_cycles")):
+        assert s[key] == pytest.approx(ops[column].sum(), rel=1e-9), key
+    assert s["dram_bytes"] == pytest.approx((ops["dram_read_bytes"] + ops["dram_write_bytes"]).sum(), rel=1e-9)
+    for component, joules in s["energy_by_component"].items():
+        assert joules == pytest.approx(ops[f"energy_{component}_j"].sum(), rel=1e-9, abs=1e-15), component
+    by_class = ops.groupby("op_class")["time_s"].sum()
+    assert s["by_class"] == pytest.approx(by_class.to_dict(), rel=1e-9)
+    assert sum(s["by_step"].values()) == pytest.approx(s["latency_s"], rel=1e-9)
