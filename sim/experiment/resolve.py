@@ -24,6 +24,7 @@ from .experiment import FILE_OPTIONS, Experiment, SimulationSpec
 
 CACHE = 4096  # distinct arch / workload / simulation setting sets remembered during a sweep
 
+
 def _kind(key: str) -> str:
     """arch, simulation or workload (model, options, passes and design bundles: they set a graph)."""
     return "arch" if key.startswith("arch.") else "simulation" if key.startswith("simulation.") else "workload"
