@@ -112,12 +112,20 @@ def test_timestep_embedding_launches_diffusers_twelve_kernels():
     assert len(_expand(build, "t", RuntimeConfig(mode="compiled"))) == 1
 
 
-@pytest.mark.parametrize(("name", "extra"), [("norm1.modulate_scale", 1), ("norm3_modulate_scale", 1), ("attn1_gate", 0)])
-def test_adaln_scale_adds_one_first(name, extra):
-    def build(b):
-        b.mul(name, b.input((2, 256, 1152)), b.input((2, 1, 1152)))
+@pytest.mark.parametrize(("via_modulate", "name", "extra"), [(True, "norm1.modulate", 1), (True, "anything", 1),
+                                                         (False, "norm1.modulate_scale", 0), (False, "attn1_gate", 0)])
+def test_adaln_scale_adds_one_first(via_modulate, name, extra):
+    """adaLN's `x * (1 + scale)` is recognised by its role attribute (set by `modulate`), not its name."""
+    from workloads.zoo.blocks.dit_blocks import modulate
 
-    kernels = _expand(build, name)
+    def build(b):
+        x, vec = b.input((2, 256, 1152)), b.input((2, 1, 1152))
+        if via_modulate:
+            modulate(b, name, x, vec, vec)
+        else:
+            b.mul(name, x, vec)
+
+    kernels = _expand(build, f"{name}_scale" if via_modulate else name)
     assert len(kernels) == 1 + extra
     if extra:
         assert kernels[0]["words_in"] == kernels[0]["words_out"] == 2 * 1152  # over the modulation vector only

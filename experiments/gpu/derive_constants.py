@@ -4,7 +4,7 @@
 
 Prints every constant with the CSV rows and the statistic it comes from. Only microbenchmark
 files are read (gemm, conv, conv_kernels, attention, memory, groupnorm, host, calibration.yaml,
-scaling/scaling.csv);
+scaling/scaling.csv, regimes/regimes.csv, chains/chains.csv);
 the end-to-end forwards (forward_*.csv) are never used. Kernel times come from the profiler
 (`*_kernels.csv`, `*_us` columns) where the suite recorded them; CUDA-event times of a single
 kernel include a fixed event overhead, measured here as event time - profiler time of the same
@@ -123,6 +123,7 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
     out.update(_scaling(d / "scaling" / "scaling.csv", out["gemm_fixed_us"][0], floor))
     out.update(_regimes(d / "regimes" / "regimes.csv"))
     out.update(_gemm_sweep(pd.read_csv(d / "gemm.csv"), ev))
+    out.update(_chains(d / "chains" / "chains.csv", floor))
 
     # fused attention: MMA efficiency per backend, exp (SFU) ceiling, per-wave cost of a one-tile sequence
     for key, name in (("cudnn", "default"), ("flash2", "flash"), ("efficient", "efficient")):
@@ -144,10 +145,6 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
     out.update(_attention_fixed(att, ev))
 
     h = cal["host"]
-    out["graph_gap_us"] = (
-        round(h["graph_us_per_kernel"] - h["tiny_kernel_gpu_us"], 2),
-        "calibration.yaml host.graph_us_per_kernel - host.tiny_kernel_gpu_us",
-    )
     out["graph_launch_us"] = (h["graph_launch_us"], "calibration.yaml host.graph_launch_us")
     out["eager_kernel_us"] = (
         h["eager_us_per_kernel_outofplace"],
@@ -160,6 +157,59 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
     for op, key in (("linear_bias", "linear"), ("conv2d_3x3_bias", "conv"), ("group_norm", "group_norm"),
                     ("layer_norm", "layer_norm"), ("silu", "activation"), ("sdpa", "attention")):  # fmt: skip
         out[f"eager_op_us.{key}"] = (h["eager_us_per_op"][op], f"calibration.yaml host.eager_us_per_op.{op}")
+    return out
+
+
+CHAIN_STEPS = 48  # steps per chain (sim/calibrate/chains.py LENGTH)
+
+
+def _chains(path: Path, floor: float) -> dict[str, tuple[float, str]]:
+    """Constants from `chains/chains.csv` (graph replays of dependent small kernels, profiled):
+    the device gap per kernel (replay event time - profiled kernel time, per launch) of pointwise and
+    norm kernels and the extra one of GEMMs; the extra time of a biased linear between a LayerNorm
+    and a residual add over the GEMM model; the latency of a LayerNorm row's thread block."""
+    from sim.cost.gpu import GK_GEMM, GK_LAYERNORM
+
+    c = pd.read_csv(path)
+    graph = c[~c.op.str.endswith("/eager")]
+    gap = (graph.time_us - graph.kernel_us) / graph.launches
+    small = graph.benchmark.isin(["elementwise", "broadcast", "layer_norm", "tiny"]) & (
+        graph.kernel_us / graph.launches < 10)  # fmt: skip
+    g_gap = float(np.median(gap[small]))
+    out = {"graph_gap_us": (round(g_gap, 2), f"chains.csv pointwise/norm/tiny chains, kernels < 10 us ({small.sum()} rows): "
+                                            "median (replay - profiled kernels) / launches")}  # fmt: skip
+    lin = graph[graph.benchmark == "linear"].set_index(["shape", "op"])
+    extra_gap, bias = [], []
+    for shape in lin.index.get_level_values(0).unique():
+        m, k, n = map(int, shape.split("x"))
+        dims = [(k, n)] if k == n else [(k, n), (n, k)]
+        alone = lin.loc[(shape, "alone")]
+        if alone.launches != CHAIN_STEPS * len(dims):  # split-K reductions: not one GEMM kernel per linear
+            continue
+        extra_gap.append(float(gap[(graph.benchmark == "linear") & (graph["shape"] == shape) & (graph.op == "alone")].iloc[0]))
+        ctx = (lin.loc[(shape, "block")].kernel_us - lin.loc[(shape, "block_pointwise")].kernel_us) / CHAIN_STEPS
+        model = sum(_model_us({"m": np.array([m]), "k": np.array([i]), "n": np.array([o])}, GK_GEMM)[0] for i, o in dims)
+        bias.append((ctx - model) / len(dims))
+    out["graph_gemm_gap_us"] = (round(float(np.median(extra_gap)) - g_gap, 2),
+                                f"chains.csv linear alone ({len(extra_gap)} shapes, one GEMM kernel per linear): "
+                                "median gap per launch - graph_gap_us")  # fmt: skip
+    out["gemm_bias_us"] = (round(float(np.median(bias)), 2),
+                           "chains.csv linear: median over the same shapes of (block - block_pointwise kernel time per "
+                           "linear) - GEMM model")  # fmt: skip
+    # LayerNorm: one thread block per row; at <= 64 rows (one block per SM at most) the kernel is that
+    # block's latency: time - floor - throughput model = block_us + row bytes / block_gbs (least squares)
+    ln = graph[(graph.benchmark == "layer_norm")]
+    rows = ln["shape"].str.split("x").str[0].astype(int).to_numpy()
+    width = ln["shape"].str.split("x").str[1].astype(int).to_numpy()
+    pick = rows <= 64
+    r, w = rows[pick], width[pick]
+    thr = _model_us({"unit": np.full(len(r), 1), "words_in": r * w, "words_out": r * w, "par": r, "elements": r * w},
+                    GK_LAYERNORM, gpu_layernorm_block_us=0.0)  # fmt: skip
+    lat = ln.kernel_us.to_numpy(float)[pick] / CHAIN_STEPS - thr
+    block_us, per_byte = _fit(4.0 * w, lat)  # a row's bytes read + written (fp16)
+    why = f"chains.csv layer_norm rows <= 64 ({pick.sum()} rows, widths 1152/4096): kernel - floor - throughput model"
+    out["layernorm_block_us"] = (round(block_us, 2), why + " = block_us + row bytes / block_gbs: intercept")
+    out["layernorm_block_gbs"] = (round(1e-3 / per_byte, 2), why + ": 1/slope")
     return out
 
 

@@ -71,6 +71,12 @@ class GpuConfig:
         metadata=doc("time before a memory-bound GEMM streams at its rates (DRAM latency, ramp)", "us", positive=False),
     )
     gemm_fixed_us: float = field(default=0.0, metadata=doc("fixed GPU time of a GEMM kernel", "us", positive=False))
+    gemm_bias_us: float = field(
+        default=0.0,
+        metadata=doc("extra time of a linear GEMM with its bias fused in the epilogue, launched in a chain of dependent "
+                     "kernels (input just written by the previous kernel, bias read in the epilogue)", "us",
+                     positive=False),  # fmt: skip
+    )
     gemm_unaligned_slowdown: float = field(
         default=0.0,
         metadata=doc("time factor of a GEMM whose K or N is not a multiple of 8 (cuBLAS align1 kernels); 0: none",
@@ -100,6 +106,15 @@ class GpuConfig:
     )
     layernorm_row_ns: float = field(
         default=0.0, metadata=doc("LayerNorm time per row beyond its bytes", "ns", positive=False)
+    )
+    layernorm_block_us: float = field(
+        default=0.0,
+        metadata=doc("latency of one LayerNorm row's thread block beyond its bytes (a kernel of few rows cannot hide "
+                     "it); 0: not modelled", "us", positive=False),  # fmt: skip
+    )
+    layernorm_block_gbs: float = field(
+        default=0.0,
+        metadata=doc("rate at which one LayerNorm thread block reads + writes its row", "GB/s", positive=False),
     )
     transpose_row_ns: float = field(
         default=0.0,
@@ -155,6 +170,10 @@ class GpuConfig:
     )
     graph_gap_us: float = field(
         default=0.0, metadata=doc("device gap between kernels of a replayed CUDA graph", "us", positive=False)
+    )
+    graph_gemm_gap_us: float = field(
+        default=0.0,
+        metadata=doc("extra device gap of a GEMM kernel (linear, matmul) in a replayed CUDA graph", "us", positive=False),
     )
     graph_launch_us: float = field(default=0.0, metadata=doc("host cost of one graph replay", "us", positive=False))
 

@@ -15,6 +15,9 @@ Families (each writes a tidy CSV into DIR; a failing benchmark is logged and ski
              small-M GEMMs, head split/merge copies, narrow LayerNorm, graph gap, sustained GEMM
   regimes    cold-L2 weights (linear chains), temporal conv3d, strided pointwise (GEGLU      regimes.csv
              chunks, permuted 5-D adds), sustained fused attention and elementwise
+  chains     small dependent kernels replayed from a CUDA graph (elementwise/broadcast by      chains.csv
+             size, LayerNorm by rows, linears with bias over cold weights alone and between
+             a LayerNorm and a residual add, tiny gathers): time per kernel in context
 
 then `calibration.yaml`, the derived constants with the rows each comes from, and `log.txt`.
 Needs PyTorch with CUDA: without either it prints one line and exits 2. `--device cpu` runs the
@@ -28,10 +31,10 @@ import argparse
 import os
 import sys
 
-FAMILIES = ("host", "gemm", "groupnorm", "memory", "conv", "attention", "scaling", "regimes")
+FAMILIES = ("host", "gemm", "groupnorm", "memory", "conv", "attention", "scaling", "regimes", "chains")
 # Share of the remaining budget each family may use when it starts (in FAMILIES order).
 SHARES = {"host": 0.06, "gemm": 0.16, "groupnorm": 0.12, "memory": 0.3, "conv": 0.45, "attention": 0.75, "scaling": 0.8,
-          "regimes": 1.0}
+          "regimes": 0.9, "chains": 1.0}
 
 __all__ = ["FAMILIES", "main"]
 

@@ -12,7 +12,8 @@ record). The mechanisms, each general to GPUs and none specific to a model:
   traffic is the compulsory bytes (A, B, C once): reads at `gemm_read_gbs`, writes at
   `gemm_write_gbs` (HBM writes are slower: the unfused attention's score-writing baddbmm), after
   `gemm_mem_latency_us`; time = max(compute, memory). A GEMM whose K or N is not a multiple of 8
-  runs cuBLAS's `align1` fallback, `gemm_unaligned_slowdown` times slower (77-key cross-attention). The tile shape and split with the least
+  runs cuBLAS's `align1` fallback, `gemm_unaligned_slowdown` times slower (77-key cross-attention).
+  A linear with a bias (`GK_LINEAR`) adds `gemm_bias_us` (bias epilogue in a dependent chain). The tile shape and split with the least
   time win (a library's heuristic, idealized); cuBLAS GEMMs may also run stream-K (Osama et al.,
   PPoPP 2023: main-loop iterations of `STREAM_K_DEPTH` spread evenly over the SMs, one partial tile
   per SM fixed up through memory), convolutions (`GK_CONV`, cuDNN) whole tiles only. Plus
@@ -31,6 +32,7 @@ record). The mechanisms, each general to GPUs and none specific to a model:
 - Memory-bound kernels: `kernel_floor_us` + bytes / the measured bandwidth of their class
   (`bandwidth_gbs`); softmax at the rate measured for its row length (`softmax_row_gbs`: PyTorch
   runs a warp per row up to 1024, then register, shared-memory and looping kernels, at 1.0-2.7 TB/s);
+  LayerNorm's one block per row makes a kernel of few rows latency-bound (`layernorm_block_us`);
   head split/merge copies (a permute keeping the contiguous head dim) at `head_copy`; GroupNorm statistics at `gn_block_gbs` per thread block, with one block per
   (sample, group) (`par`), up to `gn_stats_max_gbs`; LayerNorm pays `layernorm_row_ns` per row;
   cuDNN's NCHW<->NHWC transposes pay `transpose_row_ns` per contiguous run (`par`: images x
@@ -66,6 +68,10 @@ GK_FUSED = 19
 # an implicit-GEMM convolution (cuDNN): the GEMM model with whole tiles only (cuDNN's sm90 fprop
 # kernels run `segment_k_off`; cuBLAS's GEMMs also use stream-K)
 GK_CONV = 20
+# a cuBLASLt linear with its bias added in the GEMM's epilogue: the GEMM model plus `gemm_bias_us`
+# (chains.csv: such a GEMM between a LayerNorm and a residual add runs ~0.8 us above the model of
+# the bias-free, L2-flushed microbenchmarks)
+GK_LINEAR = 21
 # cuBLAS needs K and N (the leading dimensions of row-major fp16 operands) to be multiples of 8
 # elements (16-byte vector loads) for its sm90 kernels; otherwise it falls back to `align1` kernels
 GEMM_ALIGN = 8
@@ -133,6 +139,19 @@ def _softmax_gbs(row, hw, default):
 
 
 @njit(cache=True)
+def _layernorm_cycles(throughput, nbytes, rows, hw):
+    """A LayerNorm runs one thread block per row: a kernel of few rows takes at least one block's
+    latency (`layernorm_block_us` + its row's bytes at `layernorm_block_gbs`), a large one its
+    throughput time; between the two bounds a smooth maximum (their quadrature sum: within ~8% of
+    chains.csv from 2 to 65536 rows of 1152 and 4096)."""
+    if hw.gpu_layernorm_block_us <= 0 or rows <= 0:
+        return throughput
+    hz = hw.frequency_mhz * 1e6
+    latency = (hw.gpu_layernorm_block_us * 1e-6 + nbytes / rows / (hw.gpu_layernorm_block_gbs * 1e9)) * hz
+    return np.sqrt(latency * latency + throughput * throughput)
+
+
+@njit(cache=True)
 def _attention_cycles(k, hw):
     b = k.gpu_kind - GK_ATTENTION
     hz = hw.frequency_mhz * 1e6
@@ -154,19 +173,20 @@ def gpu_kernel(out, k, hw):
     hz = hw.frequency_mhz * 1e6
     wa, wb, wc = width(k.a_bits, native_bits), width(k.b_bits, native_bits), width(k.c_bits, native_bits)
     floor = hw.gpu_kernel_floor_us * 1e-6 * hz
-    if k.gpu_kind == GK_GEMM or k.gpu_kind == GK_CONV or GK_ATTENTION <= k.gpu_kind <= GK_ATTN_EFFICIENT:
+    cublas = k.gpu_kind == GK_GEMM or k.gpu_kind == GK_LINEAR
+    if cublas or k.gpu_kind == GK_CONV or GK_ATTENTION <= k.gpu_kind <= GK_ATTN_EFFICIENT:
         m, kk, n, count = k.m, k.k, k.n, k.count
-        if k.gpu_kind == GK_GEMM or k.gpu_kind == GK_CONV:
+        if cublas or k.gpu_kind == GK_CONV:
             thr = 1.0 if k.mac_dtype < 0 else hw.array_throughput[k.mac_dtype]
-            compute, extra = _gemm_cycles(m, kk, n, count, hw, thr, k.gpu_kind == GK_GEMM)
+            compute, extra = _gemm_cycles(m, kk, n, count, hw, thr, cublas)
             rd = count * (k.a_dram * m * kk * wa + k.b_dram * kk * n * wb) * w + extra / 2
             wr = count * k.c_dram * m * n * wc * w + extra / 2
             mem = hw.gpu_gemm_mem_latency_us * 1e-6 * hz + (
                 rd / hw.gpu_gemm_read_gbs + wr / hw.gpu_gemm_write_gbs) * hz / 1e9  # fmt: skip
-            if k.gpu_kind == GK_GEMM and (kk % GEMM_ALIGN or n % GEMM_ALIGN) and hw.gpu_gemm_unaligned_slowdown > 0:
+            if cublas and (kk % GEMM_ALIGN or n % GEMM_ALIGN) and hw.gpu_gemm_unaligned_slowdown > 0:
                 compute *= hw.gpu_gemm_unaligned_slowdown  # sm75 `align1` fallback kernels
                 mem *= hw.gpu_gemm_unaligned_slowdown
-            fixed = hw.gpu_gemm_fixed_us * 1e-6 * hz
+            fixed = (hw.gpu_gemm_fixed_us + (hw.gpu_gemm_bias_us if k.gpu_kind == GK_LINEAR else 0.0)) * 1e-6 * hz
             out.macs = count * m * kk * n
         else:  # fused attention: Q, K, V read, O written
             compute = _attention_cycles(k, hw)
@@ -200,7 +220,7 @@ def gpu_kernel(out, k, hw):
             gbs = _softmax_gbs(k.words_in / k.par, hw, gbs)
         mem = (rd + wr) / (gbs * 1e9) * hz
         if k.gpu_kind == GK_LAYERNORM:
-            mem += k.par * hw.gpu_layernorm_row_ns * 1e-9 * hz
+            mem = _layernorm_cycles(mem + k.par * hw.gpu_layernorm_row_ns * 1e-9 * hz, rd + wr, k.par, hw)
         elif k.gpu_kind == GK_ACT_TRANSPOSE or k.gpu_kind == GK_WEIGHT_TRANSPOSE:
             mem += k.par * hw.gpu_transpose_row_ns * 1e-9 * hz  # one contiguous run per (image, channel)
     out.compute_cycles = floor

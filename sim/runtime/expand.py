@@ -10,7 +10,7 @@ them stay attributed to the op, as a profiler attributes kernels to the aten op 
   separate broadcast kernel. 1x1 convs run as a GEMM on NCHW (no transposes), and inputs with
   fewer than 8 channels (a UNet's conv_in) take a non-tensor-core NCHW path without them
   (`conv.csv`: conv1x1*, conv3x3_in). channels_last: the conv and its bias add only.
-- linear / matmul: one GEMM (cuBLASLt fuses the bias).
+- linear / matmul: one GEMM (cuBLASLt fuses the bias: a linear with a bias is `GK_LINEAR`).
 - GroupNorm: statistics (one thread block per sample x group), parameters, apply: 3 kernels.
   LayerNorm: one kernel costed per row; a per-head (q/k) LayerNorm over a rank-4 input first
   copies it (diffusers' processors normalize the transposed [b, h, s, d] view: a head copy); RMSNorm as transformers writes it (to fp32, pow, mean,
@@ -51,6 +51,7 @@ from ..cost.gpu import (
     GK_GN_STATS,
     GK_HEAD_COPY,
     GK_LAYERNORM,
+    GK_LINEAR,
     GK_PERMUTE,
     GK_RESAMPLE,
     GK_SOFTMAX,
@@ -98,8 +99,9 @@ def expand(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -
         return [{**kernels[0], "gpu_kind": GK_FUSED}]
     if kind in CONV_KINDS:
         return _conv(op, kernels[0], config)
-    if kind in (OpKind.LINEAR, OpKind.MATMUL):
-        return [{**k, "gpu_kind": GK_GEMM} for k in kernels]
+    if kind in (OpKind.LINEAR, OpKind.MATMUL):  # cuBLASLt adds a linear's bias in the GEMM epilogue
+        gk = GK_LINEAR if kind is OpKind.LINEAR and op.attrs.get("bias") else GK_GEMM
+        return [{**k, "gpu_kind": gk} for k in kernels]
     if kind is OpKind.ATTENTION:
         return _attention(op, kernels, config)
     words_in = sum(numel(s) for s in op.inputs)
@@ -144,12 +146,14 @@ def expand(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -
     return result
 
 
+ADALN_SCALE = "adaln_scale"  # the `role` attribute of adaLN's `x * (1 + scale)` multiply
+
+
 def _is_modulation(op: Op) -> bool:
-    """adaLN modulation `x * (1 + scale)` (`workloads.zoo.blocks.dit_blocks.modulate` names its
-    multiply `<name>modulate_scale`): PyTorch first adds 1 to the chunk of the modulation vector
+    """adaLN modulation `x * (1 + scale)` (`workloads.zoo.blocks.dit_blocks.modulate` gives its
+    multiply `role="adaln_scale"`): PyTorch first adds 1 to the chunk of the modulation vector
     (a non-contiguous view: the non-vectorized kernel), then runs the broadcast multiply."""
-    return op.kind is OpKind.ELEMENTWISE and op.attrs.get("fn") == "mul" and "modulate" in op.name.rsplit(".", 1)[-1] \
-        and op.name.endswith("_scale")
+    return op.kind is OpKind.ELEMENTWISE and op.attrs.get("role") == ADALN_SCALE
 
 
 def _sinusoidal(op: Op) -> list[dict]:

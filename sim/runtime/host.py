@@ -5,7 +5,8 @@
   queue (`sim.schedule.queued`): the device idles only when the host falls behind.
 - compiled: generated code launches each kernel at `gpu.compiled_kernel_us`, no dispatcher.
 - cuda_graph / compiled_graph: one replay per plan entry (`gpu.graph_launch_us`) and a gap of
-  `gpu.graph_gap_us` per kernel on the device.
+  `gpu.graph_gap_us` per kernel on the device, `gpu.graph_gemm_gap_us` more per GEMM kernel (a
+  linear or matmul: chains.csv, cuBLAS kernels in a dependent chain).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..arch.gpu import EAGER_OPS, GpuConfig
 from ..schedule import Schedule, queued, serial
 from .config import RuntimeConfig
 
+GEMM_OPS = frozenset({OpKind.LINEAR, OpKind.MATMUL})  # ops launching one cuBLAS GEMM per call
 _EAGER_KEY = {OpKind.LINEAR: "linear", OpKind.GROUP_NORM: "group_norm", OpKind.ACTIVATION: "activation",
               OpKind.ATTENTION: "attention", **dict.fromkeys(CONV_KINDS, "conv")}  # fmt: skip
 
@@ -51,7 +53,8 @@ def host_model(ops: Sequence[Op], launches: np.ndarray, gpu: GpuConfig, config: 
     """The host model of `config` for ops launching `launches` kernels per call."""
     launches = np.asarray(launches, dtype=np.float64)
     if config.graph:
-        gap = launches * gpu.graph_gap_us * 1e-6
+        gemms = np.array([op.kind in GEMM_OPS for op in ops], dtype=np.float64) * np.minimum(launches, 1.0)
+        gap = (launches * gpu.graph_gap_us + gemms * gpu.graph_gemm_gap_us) * 1e-6
         return HostModel(gap, np.zeros_like(gap), gpu.graph_launch_us * 1e-6, asynchronous=False)
     if config.compiled:
         per_op = launches * gpu.compiled_kernel_us * 1e-6

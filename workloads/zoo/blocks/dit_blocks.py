@@ -142,8 +142,10 @@ def rows(x: Tensor, count: int) -> Tensor:
 
 
 def modulate(b: GraphBuilder, name: str, x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    """`x * (1 + scale) + shift` over the tokens: a multiply and an add kernel."""
+    """`x * (1 + scale) + shift` over the tokens: a multiply and an add kernel. The multiply carries
+    `role="adaln_scale"` (GPU runtimes launch the `1 + scale` over the modulation chunk first)."""
     x = b.mul(f"{name}_scale", x, scale)
+    b.graph[x.src[0]].attrs["role"] = "adaln_scale"
     return b.add(f"{name}_shift", x, shift)
 
 
