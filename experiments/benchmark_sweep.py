@@ -46,7 +46,7 @@ def grid(points: int) -> dict[str, list]:
     return out
 
 
-def run(points: int, jobs: int, folder: Path) -> tuple[float, float, int, str]:
+def run(points: int, jobs: int, folder: Path, dask: bool = False) -> tuple[float, float, int, str]:
     """(CLI wall seconds, sweep-runner seconds, points, sweep.csv text) of one fresh sweep in a
     new process; the runner's time is the one `ttvsim run` prints (validation, store, every
     point, rows read back), the wall time adds start-up and writing sweep.csv."""
@@ -60,7 +60,8 @@ def run(points: int, jobs: int, folder: Path) -> tuple[float, float, int, str]:
     path.write_text(yaml.safe_dump(exp))
     out = folder / exp["name"]
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "sim", "run", str(path), "--out", str(out), "--fresh", "--jobs", str(jobs)],
+    spread = ["--dask", "local", "--workers", str(jobs)] if dask else ["--jobs", str(jobs)]
+    done = subprocess.run([sys.executable, "-m", "sim", "run", str(path), "--out", str(out), "--fresh", *spread],
                           check=True, capture_output=True, text=True, cwd=HERE.parent)  # fmt: skip
     seconds = time.perf_counter() - t0
     runner = float(re.search(r"sweep runner: .* in ([0-9.]+) s", done.stdout).group(1))
@@ -73,17 +74,21 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=20000)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--repeats", type=int, default=3, help="runs per setting; the median is reported")
+    parser.add_argument("--dask", action="store_true", help="also run on a local Dask cluster of --jobs workers")
     parser.add_argument("--out", default=str(HERE / "out" / "benchmark_sweep.md"))
     args = parser.parse_args()
-    results: dict[int, list[tuple[float, float, int, str]]] = {}
+    settings = {"1": (1, False), str(args.jobs): (args.jobs, False)}
+    if args.dask:
+        settings[f"dask local, {args.jobs} workers"] = (args.jobs, True)
+    results: dict[str, list[tuple[float, float, int, str]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.repeats):  # interleaved, so a noisy moment hits both settings
-            for jobs in (1, args.jobs):
-                results.setdefault(jobs, []).append(run(args.points, jobs, Path(tmp)))
-    n = results[1][0][2]
+        for _ in range(args.repeats):  # interleaved, so a noisy moment hits every setting
+            for label, (jobs, dask) in settings.items():
+                results.setdefault(label, []).append(run(args.points, jobs, Path(tmp), dask))
+    n = results["1"][0][2]
     wall = {j: statistics.median(r[0] for r in rs) for j, rs in results.items()}
     runner = {j: statistics.median(r[1] for r in rs) for j, rs in results.items()}
-    identical = all(r[3] == results[1][0][3] for rs in results.values() for r in rs)
+    identical = all(r[3] == results["1"][0][3] for rs in results.values() for r in rs)
     lines = [
         f"# ttvsim sweep throughput: {n} arch points of the full SD 1.5 pipeline on os128",
         "",
@@ -94,7 +99,8 @@ def main() -> None:
         "|---|---|---|---|---|",
         *(f"| {j} | {runner[j]:.2f} | {60 * n / runner[j]:,.0f} | {wall[j]:.2f} | {60 * n / wall[j]:,.0f} |" for j in results),
         "",
-        f"Speed-up with {args.jobs} jobs: {runner[1] / runner[args.jobs]:.2f}x (runner), {wall[1] / wall[args.jobs]:.2f}x (wall). "
+        f"Speed-up with {args.jobs} jobs: {runner['1'] / runner[str(args.jobs)]:.2f}x (runner), "
+        f"{wall['1'] / wall[str(args.jobs)]:.2f}x (wall). "
         f"Rows identical in every run: {identical}.",
     ]
     text = "\n".join(lines) + "\n"
