@@ -123,7 +123,7 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
     out.update(_scaling(d / "scaling" / "scaling.csv", out["gemm_fixed_us"][0], floor))
     out.update(_regimes(d / "regimes" / "regimes.csv"))
     out.update(_gemm_sweep(pd.read_csv(d / "gemm.csv"), ev))
-    out.update(_chains(d / "chains" / "chains.csv", floor))
+    out.update(_chains(d / "chains" / "chains.csv", floor, out["elementwise_gbs"][0]))
 
     # fused attention: MMA efficiency per backend, exp (SFU) ceiling, per-wave cost of a one-tile sequence
     for key, name in (("cudnn", "default"), ("flash2", "flash"), ("efficient", "efficient")):
@@ -163,7 +163,7 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
 CHAIN_STEPS = 48  # steps per chain (sim/calibrate/chains.py LENGTH)
 
 
-def _chains(path: Path, floor: float) -> dict[str, tuple[float, str]]:
+def _chains(path: Path, floor: float, elementwise_gbs: float) -> dict[str, tuple[float, str]]:
     """Constants from `chains/chains.csv` (graph replays of dependent small kernels, profiled):
     the device gap per kernel (replay event time - profiled kernel time, per launch) of pointwise and
     norm kernels and the extra one of GEMMs; the extra time of a biased linear between a LayerNorm
@@ -210,6 +210,69 @@ def _chains(path: Path, floor: float) -> dict[str, tuple[float, str]]:
     why = f"chains.csv layer_norm rows <= 64 ({pick.sum()} rows, widths 1152/4096): kernel - floor - throughput model"
     out["layernorm_block_us"] = (round(block_us, 2), why + " = block_us + row bytes / block_gbs: intercept")
     out["layernorm_block_gbs"] = (round(1e-3 / per_byte, 2), why + ": 1/slope")
+    out.update(_chains_small(c, graph, elementwise_gbs))
+    out.update(_gather(graph, path.parents[1] / "reuse" / "reuse.csv"))
+    return out
+
+
+def chain_kernel_us(frame: pd.DataFrame, steps: int = CHAIN_STEPS) -> pd.Series:
+    """Profiled time per chain step of a chain's own kernels (`kernels` column: name=time pairs),
+    leaving out memcpy kernels (reuse.csv's eviction copy)."""
+    def own(kernels: str) -> float:
+        pairs = (item.rpartition("=") for item in str(kernels).split(";"))
+        return sum(float(t.removesuffix("us")) for name, _, t in pairs if not name.lower().startswith("memcpy"))
+
+    return frame.kernels.map(own) / steps
+
+
+def _gather(chains: pd.DataFrame, reuse_csv: Path) -> dict[str, tuple[float, str]]:
+    """An indexed gather's extra latency over a pointwise kernel of the same residency (graph replay):
+    chains.csv 2-row embedding (table in L2) - the 4096-element add chain; reuse.csv 2-row embedding
+    from distinct cold tables - the 16384-element add of cold operands."""
+    r = pd.read_csv(reuse_csv)
+    r = r[~r.op.str.endswith("/eager")]
+
+    def one(frame: pd.DataFrame, bench: str, op: str, shape: str | None = None) -> float:
+        pick = (frame.benchmark == bench) & (frame.op == op)
+        if shape is not None:
+            pick &= frame["shape"].astype(str) == shape
+        return float(chain_kernel_us(frame[pick]).iloc[0])
+
+    warm = one(chains, "tiny", "embedding_2rows") - one(chains, "elementwise", "add", "4096")
+    cold = one(r, "tiny", "gather_cold") - one(r, "reuse", "cold", "16384")
+    return {"gather_latency_us": (round(float(np.median([warm, cold])), 2),
+                                  f"chains.csv embedding_2rows - add 4096 ({warm:.2f}); reuse/reuse.csv gather_cold - "
+                                  f"cold add 16384 ({cold:.2f}): median, per kernel in graph replay")}  # fmt: skip
+
+
+def _chains_small(c: pd.DataFrame, graph: pd.DataFrame, elementwise_gbs: float) -> dict[str, tuple[float, str]]:
+    """L2 reuse and small kernels from `chains.csv`: z = z + x chains (z just written, x read by the
+    kernel before) whose three tensors fit the L2 give the (eager) kernel time of L2-resident operands,
+    kernel = floor + reads / l2_read + writes / elementwise (least squares); the twin eager rows of
+    the same chains give graph replay's extra time per small kernel."""
+    import sim
+    from sim.runtime.host import SMALL_OP_BYTES
+
+    l2_bytes = sim.load_arch("h200").global_buffer.size_kb * 1024
+    # the eager twins: kernel times as the other memory-bound constants (graph replay's extra per
+    # small kernel is graph_small_kernel_us, below)
+    add = c[(c.benchmark == "elementwise") & (c.op == "add/eager")]
+    n = add["shape"].astype(float).to_numpy()
+    fits = 6.0 * n <= l2_bytes  # two fp16 inputs and the output
+    per_kernel = add.kernel_us.to_numpy(float)[fits] / CHAIN_STEPS
+    writes_us = 2.0 * n[fits] / (elementwise_gbs * 1e3)
+    floor, per_byte = _fit(4.0 * n[fits], per_kernel - writes_us)
+    why = (f"chains.csv elementwise add/eager, 3 tensors within the L2 ({fits.sum()} rows): kernel - writes / "
+           "elementwise rate")
+    out = {"l2_kernel_floor_us": (round(floor, 2), why + " = floor + reads / l2_read_gbs: intercept"),
+           "l2_read_gbs": (round(1e-3 / per_byte), why + ": 1/slope")}  # fmt: skip
+    eager = c[c.op.str.endswith("/eager")].assign(op=lambda f: f.op.str.removesuffix("/eager"))
+    both = graph.merge(eager, on=["benchmark", "op", "shape"], suffixes=("", "_eager"))
+    small = (both.bytes / both.launches <= SMALL_OP_BYTES) & both.benchmark.isin(["elementwise", "broadcast", "layer_norm", "tiny"])
+    extra = (both.kernel_us - both.kernel_us_eager)[small] / both.launches[small]
+    out["graph_small_kernel_us"] = (round(float(np.median(extra)), 2),
+                                    f"chains.csv pointwise/norm/tiny chains of <= 1 MiB per kernel ({small.sum()} rows): "
+                                    "median (graph - eager profiled kernel time) / launches")  # fmt: skip
     return out
 
 

@@ -11,6 +11,7 @@ end-to-end forwards.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from workloads.errors import unknown
 
@@ -30,6 +31,11 @@ SOFTMAX_ROW_LENGTHS = (16, 32, 64, 77, 120, 226, 256, 512, 1024, 1025, 2048, 307
 ATTENTION_BACKENDS = ("cudnn", "flash2", "efficient")
 # Ops whose eager host cost per call was measured (`host.csv` op_*).
 EAGER_OPS = ("linear", "conv", "group_norm", "layer_norm", "activation", "attention")
+
+
+def _measured(help: str, unit: str) -> Any:
+    """A non-negative measured constant, 0 (not modelled) by default."""
+    return field(default=0.0, metadata=doc(help, unit, positive=False))
 
 
 def _keyed(help: str, unit: str, keys: tuple[str, ...], **kw: float) -> dict:
@@ -116,6 +122,14 @@ class GpuConfig:
         default=0.0,
         metadata=doc("rate at which one LayerNorm thread block reads + writes its row", "GB/s", positive=False),
     )
+    l2_read_gbs: float = _measured(
+        "read rate of an arithmetic pointwise/copy kernel's operands that recent kernels touched and the L2 still "
+        "holds (reuse distance + the kernel's bytes within global_buffer.size_kb); 0: not modelled", "GB/s")
+    l2_kernel_floor_us: float = _measured(
+        "fixed time of such a kernel when all its inputs are L2-resident (no DRAM latency; else kernel_floor_us)", "us")
+    gather_latency_us: float = _measured(
+        "extra fixed time of an indexed gather (embedding lookup) over a copy: the rows' load waits for the indices'",
+        "us")
     transpose_row_ns: float = field(
         default=0.0,
         metadata=doc("NCHW<->NHWC transpose time per contiguous run (image x channel) beyond its bytes", "ns",
@@ -175,6 +189,9 @@ class GpuConfig:
         default=0.0,
         metadata=doc("extra device gap of a GEMM kernel (linear, matmul) in a replayed CUDA graph", "us", positive=False),
     )
+    graph_small_kernel_us: float = _measured(
+        "extra time of a small kernel (an op touching <= 1 MiB) replayed from a CUDA graph over the same kernel "
+        "launched eagerly (the memory-bound constants come from eager profiles)", "us")
     graph_launch_us: float = field(default=0.0, metadata=doc("host cost of one graph replay", "us", positive=False))
 
     def __post_init__(self) -> None:

@@ -18,6 +18,8 @@ Families (each writes a tidy CSV into DIR; a failing benchmark is logged and ski
   chains     small dependent kernels replayed from a CUDA graph (elementwise/broadcast by      chains.csv
              size, LayerNorm by rows, linears with bias over cold weights alone and between
              a LayerNorm and a residual add, tiny gathers): time per kernel in context
+  reuse      L2 reuse of pointwise chains (operands warm, one cold, both cold, evicted between  reuse.csv
+             steps), tiny kernels of fresh inputs, patchify convs (kernel = stride)
 
 then `calibration.yaml`, the derived constants with the rows each comes from, and `log.txt`.
 Needs PyTorch with CUDA: without either it prints one line and exits 2. `--device cpu` runs the
@@ -31,10 +33,10 @@ import argparse
 import os
 import sys
 
-FAMILIES = ("host", "gemm", "groupnorm", "memory", "conv", "attention", "scaling", "regimes", "chains")
+FAMILIES = ("host", "gemm", "groupnorm", "memory", "conv", "attention", "scaling", "regimes", "chains", "reuse")
 # Share of the remaining budget each family may use when it starts (in FAMILIES order).
 SHARES = {"host": 0.06, "gemm": 0.16, "groupnorm": 0.12, "memory": 0.3, "conv": 0.45, "attention": 0.75, "scaling": 0.8,
-          "regimes": 0.9, "chains": 1.0}
+          "regimes": 0.9, "chains": 0.95, "reuse": 1.0}
 
 __all__ = ["FAMILIES", "main"]
 

@@ -47,17 +47,18 @@ def run(ctx: Context) -> None:
 
 
 def chain_row(ctx: Context, bench: str, op: str, shape: str, nbytes: float, flops: float,
-              chain: Callable[[], Any]) -> None:  # fmt: skip
-    """Rows of one chain: graph replay (event time + profiled graph kernels), and its eager kernels."""
+              chain: Callable[[], Any], family: str = FAMILY) -> None:  # fmt: skip
+    """Rows of one chain (in `family`'s CSV): graph replay (event time + profiled graph kernels), and
+    its eager kernels."""
     base = {"benchmark": bench, "shape": shape, "dtype": ctx.dtype_name, "bytes": nbytes, "flops": flops or None}
     if ctx.cuda:
         graph = capture_graph(ctx.torch, chain)
         r = ctx.bench(graph.replay, flush=False, target_ms=10.0, max_reps=30)
         ks = ctx.kernels(graph.replay, calls=3)
-        ctx.write(FAMILY, COLUMNS, {**base, "op": op, "time_us": r["time_us"], "min_us": r["min_us"], **_kernels(ks)})
+        ctx.write(family, COLUMNS, {**base, "op": op, "time_us": r["time_us"], "min_us": r["min_us"], **_kernels(ks)})
         del graph
     ks = ctx.kernels(chain, calls=2)
-    ctx.write(FAMILY, COLUMNS, {**base, "op": f"{op}/eager", **_kernels(ks)})
+    ctx.write(family, COLUMNS, {**base, "op": f"{op}/eager", **_kernels(ks)})
 
 
 def _kernels(ks: list[dict[str, Any]]) -> dict[str, Any]:

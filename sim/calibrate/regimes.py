@@ -16,8 +16,6 @@ Columns as scaling.csv; bytes = what the op must read + write once.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._bench import Context, capture_graph
 from .scaling import COLUMNS, _guard, _row, _sweep, sustained_rows
 

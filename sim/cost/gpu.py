@@ -72,6 +72,9 @@ GK_CONV = 20
 # (chains.csv: such a GEMM between a LayerNorm and a residual add runs ~0.8 us above the model of
 # the bias-free, L2-flushed microbenchmarks)
 GK_LINEAR = 21
+# an indexed gather (embedding lookup, `index_select`): the copy model plus `gather_latency_us`, the
+# dependent load of the rows after the indices arrive (reuse/reuse.csv, chains/chains.csv)
+GK_GATHER = 22
 # cuBLAS needs K and N (the leading dimensions of row-major fp16 operands) to be multiples of 8
 # elements (16-byte vector loads) for its sm90 kernels; otherwise it falls back to `align1` kernels
 GEMM_ALIGN = 8
@@ -152,6 +155,18 @@ def _layernorm_cycles(throughput, nbytes, rows, hw):
 
 
 @njit(cache=True)
+def _l2_resident_bytes(k, rd, wr, hw):
+    """Input bytes of kernel `k` (`rd` read, `wr` written) that recent kernels left in L2: its inputs
+    produced in the graph (`b_dram` words) when their reuse distance (`a_dram` bytes) plus its own
+    bytes fit the L2; 0 for other classes or without `l2_read_gbs`."""
+    if hw.gpu_l2_read_gbs <= 0 or k.b_dram <= 0 or (k.gpu_kind != GK_ELEMENTWISE and k.gpu_kind != GK_COPY):
+        return 0.0
+    if k.a_dram + rd + wr > hw.global_buffer_size_kb * 1024.0:
+        return 0.0
+    return min(rd, k.b_dram * rd / max(k.words_in, 1))
+
+
+@njit(cache=True)
 def _attention_cycles(k, hw):
     b = k.gpu_kind - GK_ATTENTION
     hz = hw.frequency_mhz * 1e6
@@ -215,10 +230,18 @@ def gpu_kernel(out, k, hw):
         floor = 0.0
         mem = (rd + wr) / (hw.gpu_bandwidth_gbs[GK_ELEMENTWISE - GK_MEMORY] * 1e9) * hz
     else:
-        gbs = hw.gpu_bandwidth_gbs[k.gpu_kind - GK_MEMORY]
+        if k.gpu_kind == GK_GATHER:
+            floor += hw.gpu_gather_latency_us * 1e-6 * hz
+        gbs = hw.gpu_bandwidth_gbs[(GK_COPY if k.gpu_kind == GK_GATHER else k.gpu_kind) - GK_MEMORY]
         if k.gpu_kind == GK_SOFTMAX and k.par > 0:
             gbs = _softmax_gbs(k.words_in / k.par, hw, gbs)
-        mem = (rd + wr) / (gbs * 1e9) * hz
+        resident = _l2_resident_bytes(k, rd, wr, hw)
+        if resident > 0:
+            out.l2_read_bytes = resident
+            rd -= resident
+            if rd <= 0 and hw.gpu_l2_kernel_floor_us > 0:
+                floor = hw.gpu_l2_kernel_floor_us * 1e-6 * hz
+        mem = ((rd + wr) / gbs + resident / max(hw.gpu_l2_read_gbs, gbs)) / 1e9 * hz
         if k.gpu_kind == GK_LAYERNORM:
             mem = _layernorm_cycles(mem + k.par * hw.gpu_layernorm_row_ns * 1e-9 * hz, rd + wr, k.par, hw)
         elif k.gpu_kind == GK_ACT_TRANSPOSE or k.gpu_kind == GK_WEIGHT_TRANSPOSE:

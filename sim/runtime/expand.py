@@ -7,9 +7,10 @@ them stay attributed to the op, as a profiler attributes kernels to the aten op 
 - conv: cuDNN runs NCHW convolutions in NHWC: the input and the weights (every call) are
   transposed (`nchwToNhwcKernel`, 2 launches; `par`: the contiguous runs moved, one per image x
   channel), the output transposed back, and the bias added by a
-  separate broadcast kernel. 1x1 convs run as a GEMM on NCHW (no transposes), and inputs with
-  fewer than 8 channels (a UNet's conv_in) take a non-tensor-core NCHW path without them
-  (`conv.csv`: conv1x1*, conv3x3_in). channels_last: the conv and its bias add only.
+  separate broadcast kernel. 1x1 convs run as a GEMM on NCHW (no transposes), and overlapping
+  convs over fewer than 8 channels (a UNet's conv_in) take a non-tensor-core NCHW path without them
+  (`conv.csv`: conv1x1*, conv3x3_in); patchify convs (kernel = stride) over 3-16 channels do
+  transpose (`reuse/reuse.csv` patch). channels_last: the conv and its bias add only.
 - linear / matmul: one GEMM (cuBLASLt fuses the bias: a linear with a bias is `GK_LINEAR`).
 - GroupNorm: statistics (one thread block per sample x group), parameters, apply: 3 kernels.
   LayerNorm: one kernel costed per row; a per-head (q/k) LayerNorm over a rank-4 input first
@@ -23,6 +24,8 @@ them stay attributed to the op, as a profiler attributes kernels to the aten op 
   baddbmm, softmax (rows of Lk), bmm, head merge copy; `math` adds fp32 upcast kernels around the softmax.
 - diffusers' timestep embedding: 12 tiny kernels (`_sinusoidal`); adaLN's `x * (1 + scale)`: the
   `1 + scale` over the modulation chunk, then the broadcast multiply.
+- L2 reuse: a lone arithmetic elementwise (not an activation) or copy kernel records its inputs produced inside the graph and
+  their reuse distance (`sim.runtime.l2`); the cost model reads them from L2 when that fits.
 - compiled modes: pointwise ops (activation, elementwise) fuse into a producing norm or
   pointwise op that feeds only them (no launch, no round trip), and into GEMM epilogues (the
   `fuse_elementwise` pass, added by the engine).
@@ -45,6 +48,7 @@ from ..cost.gpu import (
     GK_COPY,
     GK_ELEMENTWISE,
     GK_FUSED,
+    GK_GATHER,
     GK_GEMM,
     GK_GN_APPLY,
     GK_GN_PARAMS,
@@ -60,6 +64,7 @@ from ..cost.gpu import (
 )  # fmt: skip
 from ..lower.kernels import Unit
 from .config import RuntimeConfig
+from .l2 import reuse
 
 _VCLASS = {name: i for i, name in enumerate(VECTOR_CLASSES)}
 # Head dims each fused kernel is compiled for (a head dim is padded to the next one).
@@ -139,11 +144,23 @@ def expand(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -
         result = [{**kernels[0], "gpu_kind": GK_RESAMPLE}]
     elif kind is OpKind.DATA_MOVEMENT:
         result = [{**k, "gpu_kind": GK_COPY if op.attrs.get("what") == "concat" else GK_PERMUTE} for k in kernels]
-    else:  # embedding: a gather
-        result = [{**k, "gpu_kind": GK_COPY} for k in kernels]
+    else:  # embedding: an indexed gather
+        result = [{**k, "gpu_kind": GK_GATHER} for k in kernels]
     if config.compiled:
         _fuse_pointwise(op, result, graph)
+    elif len(result) == 1 and result[0]["gpu_kind"] in L2_REUSE_KINDS and kind is not OpKind.ACTIVATION:
+        words, distance = reuse(op, graph)  # not under a compiler's fusion; activations are ALU-bound
+        result[0] = {**result[0], L2_WORDS: words, L2_DISTANCE: distance}
     return result
+
+
+# A vectorized arithmetic (add, mul) or copy kernel, one per op, reading tensors recent kernels
+# touched: the words produced inside the graph and their reuse distance, in the kernel fields the
+# cost model reads for these classes (`sim.cost.gpu`: L2-resident reads). Activations (exp, erf,
+# division per element) gain nothing from L2: reuse.csv's SiLU of an L2-resident input takes
+# 1.45 us in graph replay, its add 1.0 (the contiguous GELU runs at 3.0 TB/s against 4.1, memory.csv).
+L2_REUSE_KINDS = frozenset({GK_ELEMENTWISE, GK_COPY})
+L2_WORDS, L2_DISTANCE = "b_dram", "a_dram"
 
 
 ADALN_SCALE = "adaln_scale"  # the `role` attribute of adaLN's `x * (1 + scale)` multiply
@@ -188,7 +205,11 @@ def _conv(op: Op, k: dict, config: RuntimeConfig) -> list[dict]:
     a = op.attrs
     conv = {**k, "gpu_kind": GK_CONV}
     result = [conv]
-    transposes = config.conv_layout == "nchw" and math.prod(a["kernel"]) > 1 and a["in_ch"] % 8 == 0
+    # a patchify conv (kernel = stride: DiT/PixArt's 4 channels, a ViT's 3) runs the NHWC tensor-core
+    # path whatever its channels; an overlapping conv over < 8 channels does not (reuse/reuse.csv patch)
+    patchify = tuple(a["kernel"]) == tuple(a.get("stride", ()))
+    transposes = (config.conv_layout == "nchw" and math.prod(a["kernel"]) > 1
+                  and (a["in_ch"] % 8 == 0 or patchify))  # fmt: skip
     if transposes:  # each moves runs of one (image, channel)'s spatial extent (a weight's: the kernel's)
         x, y = op.inputs[0], op.output
         w_rows = a["out_ch"] * a["in_ch"] // a["groups"]

@@ -6,7 +6,9 @@
 - compiled: generated code launches each kernel at `gpu.compiled_kernel_us`, no dispatcher.
 - cuda_graph / compiled_graph: one replay per plan entry (`gpu.graph_launch_us`) and a gap of
   `gpu.graph_gap_us` per kernel on the device, `gpu.graph_gemm_gap_us` more per GEMM kernel (a
-  linear or matmul: chains.csv, cuBLAS kernels in a dependent chain).
+  linear or matmul: chains.csv, cuBLAS kernels in a dependent chain); each kernel of an op touching
+  at most `SMALL_OP_BYTES` runs `gpu.graph_small_kernel_us` longer than launched eagerly (chains.csv
+  twin rows: +0.1 us for kernels of few thread blocks, ~0 above a few MB), charged with the gap.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from workloads.ir import CONV_KINDS, Op, OpKind, PlanStep
 from ..arch.gpu import EAGER_OPS, GpuConfig
 from ..schedule import Schedule, queued, serial
 from .config import RuntimeConfig
+from .l2 import op_bytes
+
+SMALL_OP_BYTES = 1 << 20  # an op's kernels are small (few thread blocks) at most this many bytes
 
 GEMM_OPS = frozenset({OpKind.LINEAR, OpKind.MATMUL})  # ops launching one cuBLAS GEMM per call
 _EAGER_KEY = {OpKind.LINEAR: "linear", OpKind.GROUP_NORM: "group_norm", OpKind.ACTIVATION: "activation",
@@ -54,7 +59,9 @@ def host_model(ops: Sequence[Op], launches: np.ndarray, gpu: GpuConfig, config: 
     launches = np.asarray(launches, dtype=np.float64)
     if config.graph:
         gemms = np.array([op.kind in GEMM_OPS for op in ops], dtype=np.float64) * np.minimum(launches, 1.0)
-        gap = (launches * gpu.graph_gap_us + gemms * gpu.graph_gemm_gap_us) * 1e-6
+        small = np.array([op_bytes(op) <= SMALL_OP_BYTES for op in ops], dtype=np.float64)
+        per_launch = gpu.graph_gap_us + small * gpu.graph_small_kernel_us
+        gap = (launches * per_launch + gemms * gpu.graph_gemm_gap_us) * 1e-6
         return HostModel(gap, np.zeros_like(gap), gpu.graph_launch_us * 1e-6, asynchronous=False)
     if config.compiled:
         per_op = launches * gpu.compiled_kernel_us * 1e-6
