@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import sim
@@ -138,8 +139,26 @@ def test_group_norm_is_three_kernels_with_block_parallel_statistics(h200):
     k = _kernels(r, "norm")
     assert len(k) == 3
     stats = k.iloc[0]
-    rate = 2 * 32 * h200.gpu.gn_block_gbs * 1e9  # N x groups thread blocks
-    assert stats.stall_cycles / (h200.frequency_mhz * 1e6) == pytest.approx(2 * 320 * 64 * 64 * 2 / rate)
+    g = h200.gpu
+    block = g.gn_block_us * 1e-6 + 2 * 320 * 64 * 64 * 2 / (2 * 32) / (g.gn_block_gbs * 1e9)  # N x groups blocks
+    assert stats.stall_cycles / (h200.frequency_mhz * 1e6) == pytest.approx(block)
+
+
+def test_group_norm_statistics_slow_down_on_large_inputs(h200):
+    """groupnorm.csv: one block's rate falls ~45% once the input passes ~18.5 MB (21 MB and above)."""
+    from test_gpu_regimes import _us
+
+    from sim.cost.gpu import GK_GN_STATS
+
+    g = h200.gpu
+
+    def stats_us(mb: float) -> float:
+        words = int(mb * 1e6 / 2)
+        return _us(h200, unit=1, words_in=words, words_out=0, elements=words, par=32, gpu_kind=GK_GN_STATS)
+
+    below, above = stats_us(g.gn_far_from_mb * 0.99), stats_us(g.gn_far_from_mb * 1.01)
+    assert above / below == pytest.approx(1.01 / 0.99 * g.gn_block_gbs / g.gn_block_far_gbs, rel=0.01)
+    assert 1.5 < g.gn_block_gbs / g.gn_block_far_gbs < 2.0
 
 
 def test_compiled_fuses_pointwise_into_the_norm(h200):
@@ -210,3 +229,17 @@ def test_preset_constants_come_from_the_microbenchmarks(h200):
             assert gpu.bandwidth_gbs[name.removesuffix("_gbs")] == pytest.approx(value), name
         else:
             assert getattr(gpu, name) == pytest.approx(value), name
+
+
+def test_group_norm_statistics_follow_the_microbenchmark(h200):
+    """groupnorm.csv statistics kernels (profiled) against the model, all rows (few and many blocks)."""
+    from test_gpu_regimes import _us
+
+    from sim.cost.gpu import GK_GN_STATS
+
+    gn = pd.read_csv(ROOT / "arch_configs" / "calibration" / "h200" / "groupnorm.csv")
+    words = (gn.N * gn.C * gn.H * gn.W).to_numpy()
+    model = np.array([_us(h200, unit=1, words_in=int(w), words_out=0, elements=int(w), par=int(b), gpu_kind=GK_GN_STATS)
+                      for w, b in zip(words, gn.blocks)])  # fmt: skip
+    err = np.abs(model / gn.stats_us.to_numpy(float) - 1)
+    assert np.median(err) < 0.1 and np.median(err[gn.blocks.to_numpy() <= 128]) < 0.1

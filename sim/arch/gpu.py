@@ -139,6 +139,11 @@ class GpuConfig:
         default=0.0,
         metadata=doc("GroupNorm statistics rate of one thread block (one per sample x group)", "GB/s", positive=False),
     )
+    gn_block_us: float = _measured("latency of a GroupNorm statistics thread block beyond its bytes", "us")
+    gn_block_far_gbs: float = _measured(
+        "GroupNorm statistics rate of one thread block when the input exceeds gn_far_from_mb (a latency-bound "
+        "stream slows with the longer access latency of large tensors); 0: gn_block_gbs", "GB/s")
+    gn_far_from_mb: float = _measured("input size from which GroupNorm statistics blocks run at gn_block_far_gbs", "MB")
     gn_stats_max_gbs: float = field(
         default=0.0, metadata=doc("GroupNorm statistics kernel rate with many blocks", "GB/s", positive=False)
     )

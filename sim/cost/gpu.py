@@ -33,8 +33,8 @@ record). The mechanisms, each general to GPUs and none specific to a model:
   (`bandwidth_gbs`); softmax at the rate measured for its row length (`softmax_row_gbs`: PyTorch
   runs a warp per row up to 1024, then register, shared-memory and looping kernels, at 1.0-2.7 TB/s);
   LayerNorm's one block per row makes a kernel of few rows latency-bound (`layernorm_block_us`);
-  head split/merge copies (a permute keeping the contiguous head dim) at `head_copy`; GroupNorm statistics at `gn_block_gbs` per thread block, with one block per
-  (sample, group) (`par`), up to `gn_stats_max_gbs`; LayerNorm pays `layernorm_row_ns` per row;
+  head split/merge copies (a permute keeping the contiguous head dim) at `head_copy`; GroupNorm statistics at `gn_block_gbs` per thread block after `gn_block_us`, with one block per
+  (sample, group) (`par`), `gn_block_far_gbs` for inputs of `gn_far_from_mb` or more, up to `gn_stats_max_gbs`; LayerNorm pays `layernorm_row_ns` per row;
   cuDNN's NCHW<->NHWC transposes pay `transpose_row_ns` per contiguous run (`par`: images x
   channels; a run is H x W, or the R x S of a weight -- 3 for a temporal 3x1x1 conv);
   pointwise kernels over non-contiguous views (GEGLU's chunk halves) run PyTorch's non-vectorized
@@ -155,6 +155,19 @@ def _layernorm_cycles(throughput, nbytes, rows, hw):
 
 
 @njit(cache=True)
+def _gn_stats_cycles(rd, blocks, hw):
+    """GroupNorm statistics: one thread block per (sample, group) streams its share after
+    `gn_block_us`, at `gn_block_gbs` (`gn_block_far_gbs` for inputs from `gn_far_from_mb`); many
+    blocks saturate at `gn_stats_max_gbs`."""
+    hz = hw.frequency_mhz * 1e6
+    gbs = hw.gpu_gn_block_gbs
+    if hw.gpu_gn_block_far_gbs > 0 and rd >= hw.gpu_gn_far_from_mb * 1e6:
+        gbs = hw.gpu_gn_block_far_gbs
+    block = hw.gpu_gn_block_us * 1e-6 * hz + rd / blocks / (gbs * 1e9) * hz
+    return max(block, rd / (hw.gpu_gn_stats_max_gbs * 1e9) * hz)
+
+
+@njit(cache=True)
 def _l2_resident_bytes(k, rd, wr, hw):
     """Input bytes of kernel `k` (`rd` read, `wr` written) that recent kernels left in L2: its inputs
     produced in the graph (`b_dram` words) when their reuse distance (`a_dram` bytes) plus its own
@@ -222,8 +235,7 @@ def gpu_kernel(out, k, hw):
     rd = k.words_in * wa * w
     wr = k.words_out * wc * w
     if k.gpu_kind == GK_GN_STATS:
-        gbs = min(max(k.par, 1) * hw.gpu_gn_block_gbs, hw.gpu_gn_stats_max_gbs)
-        mem = rd / (gbs * 1e9) * hz
+        mem = _gn_stats_cycles(rd, max(k.par, 1), hw)
     elif k.gpu_kind == GK_GN_PARAMS:
         mem = 0.0
     elif k.gpu_kind == GK_FUSED:
