@@ -20,6 +20,8 @@ Families (each writes a tidy CSV into DIR; a failing benchmark is logged and ski
              a LayerNorm and a residual add, tiny gathers): time per kernel in context
   reuse      L2 reuse of pointwise chains (operands warm, one cold, both cold, evicted between  reuse.csv
              steps), tiny kernels of fresh inputs, patchify convs (kernel = stride)
+  unfused    diffusers' unfused attention steps (head copies, baddbmm, softmax, bmm) chained in a   unfused.csv
+             CUDA graph and eagerly: per-kernel graph-vs-eager time and gaps
 
 then `calibration.yaml`, the derived constants with the rows each comes from, and `log.txt`.
 Needs PyTorch with CUDA: without either it prints one line and exits 2. `--device cpu` runs the
@@ -33,10 +35,10 @@ import argparse
 import os
 import sys
 
-FAMILIES = ("host", "gemm", "groupnorm", "memory", "conv", "attention", "scaling", "regimes", "chains", "reuse")
+FAMILIES = ("host", "gemm", "groupnorm", "memory", "conv", "attention", "scaling", "regimes", "chains", "reuse", "unfused")
 # Share of the remaining budget each family may use when it starts (in FAMILIES order).
 SHARES = {"host": 0.06, "gemm": 0.16, "groupnorm": 0.12, "memory": 0.3, "conv": 0.45, "attention": 0.75, "scaling": 0.8,
-          "regimes": 0.9, "chains": 0.95, "reuse": 1.0}
+          "regimes": 0.9, "chains": 0.95, "reuse": 0.97, "unfused": 1.0}
 
 __all__ = ["FAMILIES", "main"]
 
