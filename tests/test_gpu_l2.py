@@ -35,7 +35,7 @@ def h200():
 
 
 def _add(arch, n: int, resident: int, distance: int = 0, gk: int = GK_ELEMENTWISE) -> float:
-    return _us(arch, unit=1, words_in=2 * n, words_out=n, elements=n, gpu_kind=gk, b_dram=resident, a_dram=distance)
+    return _us(arch, unit=1, words_in=2 * n, words_out=n, elements=n, gpu_kind=gk, l2_words=resident, l2_distance=distance)
 
 
 def test_resident_reads_come_at_the_l2_rate(h200):

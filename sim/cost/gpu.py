@@ -170,13 +170,13 @@ def _gn_stats_cycles(rd, blocks, hw):
 @njit(cache=True)
 def _l2_resident_bytes(k, rd, wr, hw):
     """Input bytes of kernel `k` (`rd` read, `wr` written) that recent kernels left in L2: its inputs
-    produced in the graph (`b_dram` words) when their reuse distance (`a_dram` bytes) plus its own
+    produced in the graph (`l2_words`) when their reuse distance (`l2_distance` bytes) plus its own
     bytes fit the L2; 0 for other classes or without `l2_read_gbs`."""
-    if hw.gpu_l2_read_gbs <= 0 or k.b_dram <= 0 or (k.gpu_kind != GK_ELEMENTWISE and k.gpu_kind != GK_COPY):
+    if hw.gpu_l2_read_gbs <= 0 or k.l2_words <= 0 or (k.gpu_kind != GK_ELEMENTWISE and k.gpu_kind != GK_COPY):
         return 0.0
-    if k.a_dram + rd + wr > hw.global_buffer_size_kb * 1024.0:
+    if k.l2_distance + rd + wr > hw.global_buffer_size_kb * 1024.0:
         return 0.0
-    return min(rd, k.b_dram * rd / max(k.words_in, 1))
+    return min(rd, k.l2_words * rd / max(k.words_in, 1))
 
 
 @njit(cache=True)

@@ -30,6 +30,8 @@ KERNEL_FIELDS = (
     "gpu_kind",
     # approximate vector-unit variant (the `approx_nonlinear` pass): 1 = run on the approximate datapath
     "approx",
+    # producer -> consumer L2 reuse (sim.runtime.l2): input words produced in the graph, their reuse distance in bytes
+    "l2_words", "l2_distance",
 )  # fmt: skip
 KERNEL = np.dtype([(name, np.int64) for name in KERNEL_FIELDS])
 

@@ -155,12 +155,12 @@ def expand(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -
 
 
 # A vectorized arithmetic (add, mul) or copy kernel, one per op, reading tensors recent kernels
-# touched: the words produced inside the graph and their reuse distance, in the kernel fields the
-# cost model reads for these classes (`sim.cost.gpu`: L2-resident reads). Activations (exp, erf,
+# touched: the words produced inside the graph and their reuse distance (kernel fields `l2_words`,
+# `l2_distance`; `sim.cost.gpu`: L2-resident reads). Activations (exp, erf,
 # division per element) gain nothing from L2: reuse.csv's SiLU of an L2-resident input takes
 # 1.45 us in graph replay, its add 1.0 (the contiguous GELU runs at 3.0 TB/s against 4.1, memory.csv).
 L2_REUSE_KINDS = frozenset({GK_ELEMENTWISE, GK_COPY})
-L2_WORDS, L2_DISTANCE = "b_dram", "a_dram"
+L2_WORDS, L2_DISTANCE = "l2_words", "l2_distance"
 
 
 ADALN_SCALE = "adaln_scale"  # the `role` attribute of adaLN's `x * (1 + scale)` multiply

@@ -11,7 +11,6 @@ storage width, an op-level estimate (a conv's layout transposes are not counted)
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,17 +31,15 @@ class _Order:
     touched: np.ndarray  # touched[i]: bytes of ops 0..i-1 (prefix sums)
 
 
-_ORDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _order(graph: OpGraph) -> _Order:
-    order = _ORDERS.get(graph)
-    if order is None:
-        ops = graph.ops()
-        touched = np.concatenate([[0], np.cumsum([op_bytes(op) for op in ops])]).astype(np.int64)
-        order = _Order({op.name: i for i, op in enumerate(ops)}, touched)
-        _ORDERS[graph] = order
-    return order
+    """Each op's position in execution order and the bytes touched before it (kept with the graph)."""
+    return graph.memo(_Order, lambda: _build_order(graph))
+
+
+def _build_order(graph: OpGraph) -> _Order:
+    ops = graph.ops()
+    touched = np.concatenate([[0], np.cumsum([op_bytes(op) for op in ops])]).astype(np.int64)
+    return _Order({op.name: i for i, op in enumerate(ops)}, touched)
 
 
 def reuse(op: Op, graph: OpGraph) -> tuple[int, int]:
