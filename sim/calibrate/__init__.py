@@ -134,18 +134,21 @@ def main(argv: list[str] | None = None) -> int:
                 a @ a
             torch.cuda.synchronize()
         del a
-    for fam in FAMILIES:
-        if fam not in families:
-            continue
-        ctx.begin_family(fam, SHARES[fam])
-        try:
-            if fam == "groupnorm":
-                from .memory import run_groupnorm as run
-            else:
-                run = __import__(f"{__name__}.{fam}", fromlist=["run"]).run
-            run(ctx)
-        except Exception as exc:  # a family that breaks outside its own guards
-            ctx.error(f"family {fam}", exc)
+    from ..results.progress import progress_bar
+
+    chosen = [fam for fam in FAMILIES if fam in families]
+    with progress_bar(len(chosen), "families", "calibrate") as bar:  # drawn on a terminal only
+        for fam in chosen:
+            ctx.begin_family(fam, SHARES[fam])
+            try:
+                if fam == "groupnorm":
+                    from .memory import run_groupnorm as run
+                else:
+                    run = __import__(f"{__name__}.{fam}", fromlist=["run"]).run
+                run(ctx)
+            except Exception as exc:  # a family that breaks outside its own guards
+                ctx.error(f"family {fam}", exc)
+            bar.update(1)
     ctx.family_deadline = ctx.deadline
     path = summary.write(args.out, info, ctx.rows, ctx.skipped, list(argv if argv is not None else sys.argv[1:]))
     ctx.log(
