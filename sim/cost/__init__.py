@@ -14,8 +14,8 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 from .array import gemm  # noqa: E402
-from .reduce import group_max, group_sum, weighted_sum  # noqa: E402
 from .gpu import gpu_kernel  # noqa: E402
+from .reduce import group_max, group_sum, weighted_sum  # noqa: E402
 from .schema import KERNEL, KERNEL_FIELDS, METRIC, METRIC_FIELDS, hardware_dtype, hardware_record, hardware_records  # noqa: E402
 from .systolic import IS, OS, WS  # noqa: E402
 from .tiling import gemm_traffic  # noqa: E402

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from functools import cache
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import Any
 
 import numpy as np

@@ -8,8 +8,8 @@ lowering options) and reused by every `Result.assemble`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
