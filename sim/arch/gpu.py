@@ -54,7 +54,8 @@ class GpuConfig:
     )
     # -- GEMM --------------------------------------------------------------------------------
     gemm_tile: int = field(
-        default=128, metadata=doc("thread-block tile edge; tiles are tile x tile, tile x 2 tile, 2 tile x tile")
+        default=128, metadata=doc("cuDNN's thread-block tile edge; tiles are tile x tile, tile x 2 tile, 2 tile x tile, "
+                                 "tile/2 x tile, tile x tile/2 (cuBLAS's tiles: sim.cost.gpu._tile)")
     )
     gemm_efficiency: float = field(
         default=0.0,
@@ -64,6 +65,12 @@ class GpuConfig:
         default=0.0,
         metadata=doc("a thread-block tile's prologue + epilogue (pipeline fill, output write), as main-loop K depth: "
                      "a tile of depth K runs at gemm_efficiency x K / (K + this)", "elements", positive=False),  # fmt: skip
+    )
+    gemm_tile_feed_gbs: float = field(
+        default=0.0,
+        metadata=doc("operand bytes per second fed into one SM's thread-block tile (its A and B slices per unit of "
+                     "K, from L2 through shared memory): a small tile runs below the mainloop MAC rate; 0: unlimited",
+                     "GB/s", positive=False),  # fmt: skip
     )
     gemm_read_gbs: float = field(
         default=0.0,

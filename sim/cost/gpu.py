@@ -4,8 +4,13 @@ Kernels whose `gpu_kind` is not 0 come here instead of the array/vector units (s
 constants are the arch's `gpu` section (`sim.arch.gpu`, the `gpu_*` fields of the hardware
 record). The mechanisms, each general to GPUs and none specific to a model:
 
-- GEMM: thread-block tiles (t x t, t x 2t, 2t x t, t/2 x t, t x t/2 of `gpu.gemm_tile`) run in waves over the SMs
-  (`cores`), ceil(tiles / SMs) waves of tile x tile x K MACs at the SM's array rate times
+- GEMM: thread-block tiles run in waves over the SMs. cuDNN's convolutions: t x t, t x 2t, 2t x t,
+  t/2 x t, t x t/2 of `gpu.gemm_tile`; cuBLAS's GEMMs: one edge a multiple of 64 up to 256, the
+  other a multiple of 8 up to 256, at most 192 x 192 (its sm90 kernels size tiles to fill the SMs:
+  nvjet_sm90_hsh_72x64 at 512 x 1152, _144x64 at 1024, _192x192 at 4096 tokens). A tile's time per
+  unit of K is its MMAs at the SM's rate or its A and B slices fed in at `gemm_tile_feed_gbs`
+  (L2 -> shared memory per SM), whichever is longer, so small tiles run below the mainloop rate;
+  ceil(tiles / SMs) waves of tile x tile x K MACs at the SM's array rate times
   `gemm_efficiency`, each tile paying a prologue/epilogue of `gemm_tile_overhead_k` K-iterations'
   time (so short-K tiles run below the mainloop rate); when tiles are fewer than SMs, K is split (split-K, partial sums in fp32
   through memory, at least `gemm_split_k_min` deep per split). Concurrent tiles share L2, so DRAM
@@ -84,6 +89,8 @@ SOFTMAX_ROWS = np.array(SOFTMAX_ROW_LENGTHS, dtype=np.float64)
 # K depth of one main-loop iteration of a thread block (the unit stream-K splits work in): the
 # 64 of cuBLAS's sm90 kernel names (nvjet_sm90_hsh_<tile>_64x<stages>, conv_kernels.csv / scaling.csv)
 STREAM_K_DEPTH = 64
+# the largest cuBLAS tile (nvjet_sm90_hsh_192x192_..., chains.csv) and cuDNN's 2t x t
+CUBLAS_TILE_AREA = 192 * 192
 
 
 @njit(cache=True, inline="always")
@@ -92,23 +99,48 @@ def _cdiv(a, b):
 
 
 @njit(cache=True)
-def _gemm_cycles(m, kk, n, count, hw, thr, stream_k):
-    """(cycles of the best tile shape and split, extra DRAM bytes of its split-K partials)."""
+def _tile(shape, t, cublas):
+    """Edges (tm, tn) of tile shape number `shape`; (0, 0) past the menu. cuDNN: t x t, t x 2t, 2t x t,
+    t/2 x t, t x t/2. cuBLAS: one edge a multiple of 64 up to 256 (a warpgroup MMA's M), the other a
+    multiple of 8 up to 256 (its N), at most CUBLAS_TILE_AREA (nvjet_sm90_hsh_72x64, _144x128, _192x192:
+    the heuristic sizes tiles to fill the SMs)."""
+    if not cublas:
+        if shape >= 5:
+            return 0, 0
+        tm = t * (2 if shape == 2 else 1) // (2 if shape == 3 else 1)
+        return tm, t * (2 if shape == 1 else 1) // (2 if shape == 4 else 1)
+    if shape >= 256:
+        return 0, 0
+    wide, narrow = 64 * (1 + (shape // 32) % 4), 8 * (1 + shape % 32)
+    return (wide, narrow) if shape < 128 else (narrow, wide)
+
+
+@njit(cache=True)
+def _gemm_cycles(m, kk, n, count, hw, thr, cublas, ab_bytes):
+    """(cycles of the best tile shape and split, extra DRAM bytes of its split-K partials); `cublas`:
+    cuBLAS's tile menu and stream-K (else cuDNN's), `ab_bytes`: bytes per A/B element."""
     sms = int(hw.cores)
     rate = hw.array_rows * hw.array_cols * hw.array_count * hw.gpu_gemm_efficiency * thr  # MACs/cycle/SM
-    t = int(hw.gpu_gemm_tile)
     k0 = hw.gpu_gemm_tile_overhead_k  # a tile's prologue + epilogue, in main-loop K depth
     hz = hw.frequency_mhz * 1e6
+    feed = hw.gpu_gemm_tile_feed_gbs * 1e9 / hz  # operand bytes per cycle into one SM (0: unlimited)
     best, best_extra = np.inf, 0.0
-    for shape in range(5):  # t x t, t x 2t, 2t x t, t/2 x t, t x t/2
-        tm = t * (2 if shape == 2 else 1) // (2 if shape == 3 else 1)
-        tn = t * (2 if shape == 1 else 1) // (2 if shape == 4 else 1)
+    for shape in range(256):
+        tm, tn = _tile(shape, int(hw.gpu_gemm_tile), cublas)
+        if tm == 0:
+            break
+        if tm * tn > CUBLAS_TILE_AREA:
+            continue
+        # cycles per unit of K depth: the tile's MMAs at the mainloop rate, or its A and B slices fed in
+        per_k = tm * tn / rate
+        if feed > 0:
+            per_k = max(per_k, (tm + tn) * ab_bytes / feed)
         tiles = _cdiv(m, tm) * _cdiv(n, tn) * count
         split = 1
         while True:
             depth = _cdiv(kk, split)
             waves = _cdiv(tiles * split, sms)
-            cycles = waves * tm * tn * (depth + k0) / rate
+            cycles = waves * (depth + k0) * per_k
             extra = 0.0 if split == 1 else 2.0 * split * m * n * count * 4.0  # fp32 partials written + read
             partials = (extra / 2) * (1.0 / hw.gpu_gemm_read_gbs + 1.0 / hw.gpu_gemm_write_gbs)
             total = cycles + partials * hz / 1e9
@@ -117,12 +149,12 @@ def _gemm_cycles(m, kk, n, count, hw, thr, stream_k):
             if tiles * split * 2 > sms or depth < 2 * hw.gpu_gemm_split_k_min:
                 break
             split *= 2
-        # stream-K: the tiles' main-loop iterations spread evenly over the SMs, each SM fixing up
-        # at most one partial tile through memory (fp32, written + read)
+        # stream-K (cuBLAS): the tiles' main-loop iterations spread evenly over the SMs, each SM fixing
+        # up at most one partial tile through memory (fp32, written + read)
         iters = tiles * _cdiv(kk, STREAM_K_DEPTH)
-        if stream_k and iters % sms:
+        if cublas and iters % sms:
             # each SM runs whole tiles plus the two partial ones at its segment's ends: one more prologue
-            cycles = (_cdiv(iters, sms) * STREAM_K_DEPTH + (_cdiv(tiles, sms) + 1) * k0) * tm * tn / rate
+            cycles = (_cdiv(iters, sms) * STREAM_K_DEPTH + (_cdiv(tiles, sms) + 1) * k0) * per_k
             extra = 2.0 * min(sms, tiles) * tm * tn * 4.0
             total = cycles + (extra / 2) * (1.0 / hw.gpu_gemm_read_gbs + 1.0 / hw.gpu_gemm_write_gbs) * hz / 1e9
             if total < best:
@@ -206,7 +238,7 @@ def gpu_kernel(out, k, hw):
         m, kk, n, count = k.m, k.k, k.n, k.count
         if cublas or k.gpu_kind == GK_CONV:
             thr = 1.0 if k.mac_dtype < 0 else hw.array_throughput[k.mac_dtype]
-            compute, extra = _gemm_cycles(m, kk, n, count, hw, thr, cublas)
+            compute, extra = _gemm_cycles(m, kk, n, count, hw, thr, cublas, 0.5 * (wa + wb) * w)
             rd = count * (k.a_dram * m * kk * wa + k.b_dram * kk * n * wb) * w + extra / 2
             wr = count * k.c_dram * m * n * wc * w + extra / 2
             mem = hw.gpu_gemm_mem_latency_us * 1e-6 * hz + (
