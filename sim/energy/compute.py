@@ -58,6 +58,20 @@ def _price(action: str, table: EnergyTable) -> tuple[str, float]:
     return "launch", table.launch_pj
 
 
+def _prices(table: EnergyTable) -> dict[str, tuple[str, float]]:
+    """(component, pJ) of every action the table prices, kept on the (immutable) table."""
+    prices = table.__dict__.get("_prices")
+    if prices is None:
+        prices = {}
+        for action in ACTIONS:
+            try:
+                prices[action] = _price(action, table)
+            except InputError:  # unpriced: `_price` raises when the action is used
+                pass
+        object.__setattr__(table, "_prices", prices)
+    return prices
+
+
 def energy_by_action(
     actions: Mapping[str, np.ndarray], time_s: np.ndarray, table: EnergyTable
 ) -> dict[str, np.ndarray]:
@@ -68,8 +82,9 @@ def energy_by_action(
     """
     time_s = np.asarray(time_s, dtype=np.float64)
     out: dict[str, np.ndarray] = {}
+    prices = _prices(table)
     for action, counts in actions.items():
-        component, pj = _price(action, table)
+        component, pj = prices[action] if action in prices else _price(action, table)
         term = np.multiply(counts, pj * PJ, dtype=np.float64)
         if component in out:
             out[component] += term

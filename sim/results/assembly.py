@@ -241,8 +241,8 @@ def _energy(prep: Prepared, values: np.ndarray, source: np.ndarray, hw: Hardware
     actions: dict[str, np.ndarray] = {}
     macs = weighted_sum(values[_FIELD["macs_issued"]], weights["dtypes"])
     actions |= {f"mac_{d}": macs[:, i] for i, d in enumerate(weights["dtype_names"])}
-    for name in BYTES:
-        actions[name] = weighted_sum(values[_FIELD[name]], weights["repeat"][None])[:, 0]
+    moved = weighted_sum(values[[_FIELD[name] for name in BYTES]].reshape(-1, values.shape[2]), weights["repeat"][None])
+    actions |= {name: row for name, row in zip(BYTES, moved[:, 0].reshape(len(BYTES), -1))}
     actions["launches"] = np.full(values.shape[1], float((prep.launches * prep.repeat).sum()))
     ops = weighted_sum(values[_FIELD["vector_ops"]], weights["classes"])
     actions |= {f"vector_{c}_ops": ops[:, i] for i, c in enumerate(weights["class_names"])}
