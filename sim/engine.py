@@ -186,7 +186,7 @@ def simulate_many(
 ) -> list[dict[str, Any]]:
     """`simulate(graph, arch, ...).summary()` for every arch of `archs`, in batches (the same
     numbers, a fraction of the time: see `Simulator.summaries`)."""
-    if isinstance(archs, Arch) or not isinstance(archs, Sequence):
+    if isinstance(archs, (Arch, str, bytes)) or not isinstance(archs, Sequence):
         raise InputError(f"archs must be a list of Arch, got {type(archs).__name__}")
     for arch in archs:
         check_simulate(graph, arch, attention, fuse_elementwise)

@@ -55,8 +55,9 @@ def test_simulate_many_with_passes_and_runtime(unet):
 
 
 def test_simulate_many_checks_its_arguments(unet):
-    with pytest.raises(InputError, match="list of Arch"):
-        sim.simulate_many(unet, sim.load_arch("os128"))
+    for bad in (sim.load_arch("os128"), "os128"):
+        with pytest.raises(InputError, match="list of Arch"):
+            sim.simulate_many(unet, bad)
     with pytest.raises(InputError, match="arch must be an Arch"):
         sim.simulate_many(unet, ["os128"])
 
