@@ -1,7 +1,9 @@
 """End-to-end forward passes on a real GPU, for validating ttvsim against measurements.
 
-diffusers / transformers classes built from the published configs (copied below from
-workloads/zoo/*.py, which cite their sources) with random fp16 weights -- nothing is downloaded:
+diffusers / transformers classes built from the published configs (the zoo's: workloads/zoo/*.py
+cite their sources; experiments/gpu/forward_models.py) with random fp16 weights -- nothing is
+downloaded. Default cases (other sizes: `--models sd15_unet@768px_b1,modelscope_unet@f24,...`;
+also sd21_unet 768^2, sdxl_unet 1024^2 and latte 16x512^2, batch 2):
 
   sd15_unet        UNet2DConditionModel, 512^2 (latents 64^2), batch 2, CLIP context 77x768
   sd15_vae_decoder AutoencoderKL.decode (post_quant_conv + decoder), latents 64^2 -> 512^2, batch 1
@@ -21,6 +23,9 @@ processor with SDPA replaced by that same baddbmm/softmax/bmm sequence):
   (c) one eager forward under torch.profiler: every GPU kernel with the aten op that launched it
       (innermost and outermost), classified into op classes twice -- by kernel name and by aten op.
 LLaMA: the eager decode step's wall time and its GPU busy fraction (kernel time / wall time).
+Under the profiler every diffusers Attention module runs in a `scope:temporal` / `scope:spatial`
+range (temporal: inside UNet3D's TransformerTemporalModel or Latte's temporal blocks), written as
+the `scope` column of forward_kernels.csv (the temporal-attention share as frames grow).
 
 Outputs (written as they are measured): forward_times.csv (model, attention, mode, time_ms,
 kernels, ...), forward_op_classes.csv (model, attention, basis, op_class, kernel_time_ms, share),
@@ -47,74 +52,11 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-# -- published configs: the zoo's, without its private `_` keys and the keys these diffusers /
-# transformers classes do not take (the run of 2026-11-29 used the same values as literals) --
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from workloads.zoo import cogvideox, dit, llama, modelscope, pixart, sd15
-from workloads.zoo.blocks.vae import SD_VAE_CONFIG
-
-
-def _published(config: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items() if not k.startswith("_") and k not in drop}
-
-
-_UNUSED_DIT = ("use_linear_projection", "num_vector_embeds", "only_cross_attention")
-SD15_UNET = _published(sd15.UNET_CONFIG)
-SD_VAE = _published(SD_VAE_CONFIG)
-DIT_XL2 = _published(dit.TRANSFORMER_CONFIG, (*_UNUSED_DIT, "cross_attention_dim"))
-PIXART_ALPHA = _published(pixart.TRANSFORMER_CONFIG, (*_UNUSED_DIT, "double_self_attention"))
-MODELSCOPE_UNET = _published(modelscope.UNET_CONFIG)
-COGVIDEOX_2B = _published(cogvideox.TRANSFORMER_CONFIG)
-LLAMA2_7B = _published(llama.LLAMA2_7B_CONFIG, ("architectures", "torch_dtype", "model_type"))
-SMOKE = {
-    "sd15_unet": {"block_out_channels": [32, 64, 64, 64], "cross_attention_dim": 32, "layers_per_block": 1},
-    "sd15_vae_decoder": {"block_out_channels": [32, 32, 64, 64], "layers_per_block": 1},
-    "dit_xl2": {"num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 32, "sample_size": 8},
-    "pixart_alpha": {
-        "num_layers": 2,
-        "num_attention_heads": 2,
-        "attention_head_dim": 48,
-        "cross_attention_dim": 96,
-        "caption_channels": 32,
-        "sample_size": 8,
-        "use_additional_conditions": True,
-    },
-    "modelscope_unet": {
-        "block_out_channels": [32, 64, 64, 64],
-        "cross_attention_dim": 32,
-        "attention_head_dim": 8,
-        "layers_per_block": 1,
-    },
-    "cogvideox_2b": {
-        "num_layers": 2,
-        "num_attention_heads": 2,
-        "text_embed_dim": 32,
-        "time_embed_dim": 32,
-        "sample_frames": 9,
-        "sample_height": 8,
-        "sample_width": 8,
-        "max_text_seq_length": 8,
-    },
-    "llama2_7b_decode": {
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 4,
-        "num_hidden_layers": 2,
-        "vocab_size": 1000,
-    },
-}
-MODELS = (
-    "sd15_unet",
-    "sd15_vae_decoder",
-    "dit_xl2",
-    "pixart_alpha",
-    "modelscope_unet",
-    "llama2_7b_decode",
-    "cogvideox_2b",
-)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from forward_models import MODELS, Case, build, build_llama, parse_case, sized, temporal_attention_modules
 
 TIMES_COLUMNS = ["model", "attention", "mode", "time_ms", "kernels", "batch", "reps", "spread_ms", "note"]
 CLASS_COLUMNS = ["model", "attention", "basis", "op_class", "kernel_time_ms", "share", "launches"]
@@ -128,6 +70,7 @@ KERNEL_COLUMNS = [
     "class_by_op",
     "launches",
     "time_us",
+    "scope",
 ]
 CLASSES = ("conv", "linear/GEMM", "attention", "norm", "elementwise/activation", "data movement", "other")
 
@@ -308,8 +251,37 @@ def time_graph(run: Run, fwd: Callable[[], Any], reps: int) -> list[float]:
     return times
 
 
+SCOPE = "scope:"  # record_function ranges named scope:<axis> mark the kernels of temporal/spatial attention
+
+
+@contextlib.contextmanager
+def attention_scopes(torch: Any, model: Any):
+    """While active, every diffusers Attention module's forward runs inside a profiler range
+    `scope:temporal` or `scope:spatial`, so its kernels (projections included) carry the axis."""
+    temporal, other = temporal_attention_modules(model)
+    handles = []
+    for axis, mods in (("temporal", temporal), ("spatial", other)):
+        for m in mods:
+            stack: list[Any] = []
+
+            def enter(_m, _args, axis=axis, stack=stack):
+                stack.append(torch.profiler.record_function(SCOPE + axis))
+                stack[-1].__enter__()
+
+            def leave(_m, _args, _out, stack=stack):
+                stack.pop().__exit__(None, None, None)
+
+            handles += [m.register_forward_pre_hook(enter), m.register_forward_hook(leave)]
+    try:
+        yield len(temporal)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def profile_forward(run: Run, fwd: Callable[[], Any]) -> dict[str, Any]:
-    """One eager forward under torch.profiler: kernels with their launching aten ops."""
+    """One eager forward under torch.profiler: kernels with their launching aten ops and the
+    attention scope (`attention_scopes`) they ran in."""
     torch = run.torch
     from torch.autograd import DeviceType
 
@@ -337,10 +309,11 @@ def profile_forward(run: Run, fwd: Callable[[], Any]) -> dict[str, Any]:
         atens = [c for c in chain if c.startswith("aten::")]
         inner = atens[0] if atens else e.name
         outer = atens[-1] if atens else e.name
+        scope = next((c[len(SCOPE) :] for c in chain if c.startswith(SCOPE)), "")
         for k in e.kernels:
             if run.cuda and str(getattr(k, "device", "")).lower() == "cpu":
                 continue
-            key = (k.name, outer, inner)
+            key = (k.name, outer, inner, scope)
             a = attributed.setdefault(key, [0, 0.0])
             a[0] += 1
             a[1] += float(k.duration)
@@ -358,11 +331,11 @@ def profile_forward(run: Run, fwd: Callable[[], Any]) -> dict[str, Any]:
     if not run.cuda:  # CPU test: top-level ops stand in for kernels
         attributed = {}
         for name, _, d in dev:
-            a = attributed.setdefault((name, name, name), [0, 0.0])
+            a = attributed.setdefault((name, name, name, ""), [0, 0.0])
             a[0] += 1
             a[1] += d
         attributed_by_name = {}
-        for (name, _, _), (n, d) in attributed.items():
+        for (name, _, _, _), (n, d) in attributed.items():
             attributed_by_name[name] = attributed_by_name.get(name, 0.0) + d
     total_by_name: dict[str, list[float]] = {}
     for name, _, d in dev:
@@ -370,14 +343,16 @@ def profile_forward(run: Run, fwd: Callable[[], Any]) -> dict[str, Any]:
         t_[0] += 1
         t_[1] += d
     rows = [
-        {"kernel": k, "aten_op": o, "aten_inner": i, "launches": n, "time_us": d}
-        for (k, o, i), (n, d) in attributed.items()
+        {"kernel": k, "aten_op": o, "aten_inner": i, "launches": n, "time_us": d, "scope": sc}
+        for (k, o, i, sc), (n, d) in attributed.items()
     ]
     for name, (n, d) in total_by_name.items():  # kernels the correlation did not place
         rest = d - attributed_by_name.get(name, 0.0)
-        n_attr = sum(v[0] for (k, _, _), v in attributed.items() if k == name)
+        n_attr = sum(v[0] for (k, *_), v in attributed.items() if k == name)
         if rest > 0.5 and n > n_attr:
-            rows.append({"kernel": name, "aten_op": "", "aten_inner": "", "launches": n - n_attr, "time_us": rest})
+            rows.append(
+                {"kernel": name, "aten_op": "", "aten_inner": "", "launches": n - n_attr, "time_us": rest, "scope": ""}
+            )
     starts = sorted(dev, key=lambda r: r[1])
     busy, end = 0.0, -math.inf
     for _, s, d in starts:
@@ -441,95 +416,7 @@ def record_profile(run: Run, model: str, attention: str, prof: dict[str, Any]) -
     )
 
 
-# -- model builders -------------------------------------------------------------------------------------
-def _cfg(base: dict[str, Any], name: str, smoke: bool) -> dict[str, Any]:
-    c = dict(base)
-    if smoke:
-        c.update(SMOKE[name])
-    return c
-
-
 CHANNELS_LAST = False  # --channels-last: 4-D weights and inputs in NHWC (conv models only)
-
-
-def _make(torch: Any, cls: Any, cfg: dict[str, Any], device: str, dtype: Any) -> Any:
-    with torch.device(device):
-        m = cls.from_config(cfg)
-    m = m.to(dtype).eval()
-    if CHANNELS_LAST:
-        m = m.to(memory_format=torch.channels_last)
-    return m
-
-
-def build(name: str, torch: Any, device: str, dtype: Any, smoke: bool, batch: int | None = None):
-    """(module with attention processors, forward closure, batch, note)."""
-    import diffusers
-
-    def rnd(*shape):
-        x = torch.randn(*shape, device=device, dtype=dtype)
-        return x.contiguous(memory_format=torch.channels_last) if CHANNELS_LAST and x.dim() == 4 else x
-
-    def steps(b):
-        return torch.full((b,), 999, device=device, dtype=torch.long)
-
-    if name == "sd15_unet":
-        cfg = _cfg(SD15_UNET, name, smoke)
-        m = _make(torch, diffusers.UNet2DConditionModel, cfg, device, dtype)
-        b, s = batch or 2, (8 if smoke else 64)
-        x, t, c = rnd(b, 4, s, s), steps(b), rnd(b, 77, cfg["cross_attention_dim"])
-        return m, lambda: m(x, t, encoder_hidden_states=c, return_dict=False)[0], b, f"latents {s}^2, context 77"
-    if name == "sd15_vae_decoder":
-        cfg = _cfg(SD_VAE, name, smoke)
-        m = _make(torch, diffusers.AutoencoderKL, cfg, device, dtype)
-        b, s = batch or 1, (8 if smoke else 64)
-        z = rnd(b, 4, s, s)
-        return m, lambda: m.decode(z, return_dict=False)[0], b, f"latents {s}^2 -> {8 * s}^2"
-    if name == "dit_xl2":
-        cfg = _cfg(DIT_XL2, name, smoke)
-        m = _make(torch, diffusers.DiTTransformer2DModel, cfg, device, dtype)
-        b, s = batch or 2, cfg["sample_size"]
-        x, t = rnd(b, 4, s, s), steps(b)
-        y = torch.tensor([207, 1000] * (b // 2) + [207] * (b % 2), device=device)
-        return m, lambda: m(x, timestep=t, class_labels=y, return_dict=False)[0], b, f"latents {s}^2"
-    if name == "pixart_alpha":
-        cfg = _cfg(PIXART_ALPHA, name, smoke)
-        m = _make(torch, diffusers.PixArtTransformer2DModel, cfg, device, dtype)
-        b, s = batch or 2, cfg["sample_size"]
-        x, t, c = rnd(b, 4, s, s), steps(b), rnd(b, 120, cfg["caption_channels"])
-        add = {
-            "resolution": torch.tensor([[8.0 * s, 8.0 * s]] * b, device=device, dtype=dtype),
-            "aspect_ratio": torch.tensor([[1.0]] * b, device=device, dtype=dtype),
-        }
-        return (
-            m,
-            lambda: m(x, encoder_hidden_states=c, timestep=t, added_cond_kwargs=add, return_dict=False)[0],
-            b,
-            f"latents {s}^2, T5 context 120",
-        )
-    if name == "modelscope_unet":
-        cfg = _cfg(MODELSCOPE_UNET, name, smoke)
-        m = _make(torch, diffusers.UNet3DConditionModel, cfg, device, dtype)
-        b, f, s = batch or 2, (4 if smoke else 16), (8 if smoke else 32)
-        x, t, c = rnd(b, 4, f, s, s), steps(b), rnd(b, 77, cfg["cross_attention_dim"])
-        return m, lambda: m(x, t, encoder_hidden_states=c, return_dict=False)[0], b, f"{f} frames, latents {s}^2"
-    if name == "cogvideox_2b":
-        cfg = _cfg(COGVIDEOX_2B, name, smoke)
-        m = _make(torch, diffusers.CogVideoXTransformer3DModel, cfg, device, dtype)
-        b = batch or 2
-        f = (cfg["sample_frames"] - 1) // cfg["temporal_compression_ratio"] + 1
-        h, w = cfg["sample_height"], cfg["sample_width"]
-        x, t, c = (
-            rnd(b, f, cfg["in_channels"], h, w),
-            steps(b),
-            rnd(b, cfg["max_text_seq_length"], cfg["text_embed_dim"]),
-        )
-        return (
-            m,
-            lambda: m(x, encoder_hidden_states=c, timestep=t, return_dict=False)[0],
-            b,
-            f"latents {f}x{h}x{w}, T5 context {cfg['max_text_seq_length']}",
-        )
-    raise KeyError(name)
 
 
 @contextlib.contextmanager
@@ -582,21 +469,22 @@ def set_attention(model: Any, name: str, attention: str) -> tuple[str | None, st
     return None, f"{len(mods)} attention modules -> diffusers AttnProcessor (baddbmm/softmax/bmm)"
 
 
-def run_diffusion(run: Run, name: str, args: argparse.Namespace) -> None:
+def run_diffusion(run: Run, case: Case, args: argparse.Namespace) -> None:
     torch = run.torch
-    label = name + ("+channels_last" if CHANNELS_LAST else "")
+    name = case.name
     dtype = torch.float16 if run.cuda else torch.float32
-    for attention in ("fused", "unfused"):
+    for attention in [a.strip() for a in args.attentions.split(",") if a.strip()]:
+        label = case.label + ("+channels_last" if CHANNELS_LAST else "")
         if run.left() < 20:
             run.log(f"{label} [{attention}]: skipped, out of time budget")
             run.failures.append(f"{label} [{attention}]: out of time budget")
             continue
-        batch = None
         model = fwd = None
         for attempt in range(2):
             try:
                 t_build = time.perf_counter()
-                model, fwd_raw, b, note = build(name, torch, run.device, dtype, args.smoke, batch)
+                model, fwd_raw, note = build(case, torch, run.device, dtype, args.smoke, CHANNELS_LAST)
+                b = sized(case, args.smoke).batch
                 patch, pnote = set_attention(model, name, attention)
                 if patch == "patch":
 
@@ -620,11 +508,12 @@ def run_diffusion(run: Run, name: str, args: argparse.Namespace) -> None:
                 break
             except Exception as exc:
                 oom = "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
-                run.fail(f"{label} [{attention}] build/warm-up (batch {batch or 'default'})", exc)
+                run.fail(f"{label} [{attention}] build/warm-up (batch {case.batch})", exc)
                 model = fwd = None
                 run.free()
-                if oom and attempt == 0 and name == "cogvideox_2b":
-                    batch = 1
+                if oom and attempt == 0 and name == "cogvideox_2b" and case.batch > 1:
+                    case = replace(case, batch=1)  # the label says the batch that ran
+                    label = case.label + ("+channels_last" if CHANNELS_LAST else "")
                     continue
                 break
         if fwd is None:
@@ -671,7 +560,8 @@ def run_diffusion(run: Run, name: str, args: argparse.Namespace) -> None:
             run.fail(f"{label} [{attention}] eager", exc)
             est = None
         try:
-            prof = profile_forward(run, fwd)
+            with attention_scopes(torch, model):
+                prof = profile_forward(run, fwd)
             record_profile(run, label, attention, prof)
             for mode, val, note in (
                 (
@@ -725,23 +615,17 @@ def run_diffusion(run: Run, name: str, args: argparse.Namespace) -> None:
         run.free()
 
 
-def run_llama(run: Run, args: argparse.Namespace) -> None:
+def run_llama(run: Run, case: Case, args: argparse.Namespace) -> None:
     torch = run.torch
-    import transformers
-
     dtype = torch.float16 if run.cuda else torch.float32
-    cfg = _cfg(LLAMA2_7B, "llama2_7b_decode", args.smoke)
-    kv = 32 if args.smoke else 512
-    name = "llama2_7b_decode"
+    name, kv, batch = case.label, sized(case, args.smoke).kv, case.batch
     t = time.perf_counter()
-    with torch.device(run.device):
-        model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**cfg))
-    model = model.to(dtype).eval()
+    model, cfg = build_llama(case, torch, run.device, dtype, args.smoke)
     run.log(
         f"{name} built in {time.perf_counter() - t:.1f} s ({sum(p.numel() for p in model.parameters()) / 1e9:.2f} B params)"
     )
-    ids = torch.randint(0, cfg["vocab_size"], (1, kv), device=run.device)
-    tok = torch.randint(0, cfg["vocab_size"], (1, 1), device=run.device)
+    ids = torch.randint(0, cfg["vocab_size"], (batch, kv), device=run.device)
+    tok = torch.randint(0, cfg["vocab_size"], (batch, 1), device=run.device)
     with torch.no_grad():
         cache = model(input_ids=ids, use_cache=True).past_key_values
         run.sync()
@@ -762,7 +646,7 @@ def run_llama(run: Run, args: argparse.Namespace) -> None:
                 "attention": "sdpa",
                 "mode": "eager",
                 "time_ms": statistics.median(ev),
-                "batch": 1,
+                "batch": batch,
                 "reps": len(ev),
                 "spread_ms": max(ev) - min(ev),
                 "note": f"decode step, KV cache {kv}; CUDA events",
@@ -776,7 +660,7 @@ def run_llama(run: Run, args: argparse.Namespace) -> None:
                 "attention": "sdpa",
                 "mode": "eager_wall",
                 "time_ms": statistics.median(wall),
-                "batch": 1,
+                "batch": batch,
                 "reps": len(wall),
                 "spread_ms": max(wall) - min(wall),
                 "note": f"decode step, KV cache {kv}; wall clock",
@@ -805,7 +689,7 @@ def run_llama(run: Run, args: argparse.Namespace) -> None:
                 "mode": mode,
                 "time_ms": val,
                 "kernels": prof["launches"],
-                "batch": 1,
+                "batch": batch,
                 "reps": 1,
                 "note": note,
             },
@@ -913,7 +797,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=None, help="output folder (required unless --reclassify)")
     p.add_argument("--budget-s", type=float, default=500.0)
-    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help="comma-separated cases: a model, or model@sizes such as sd15_unet@768px_b1, modelscope_unet@f24, "
+        "llama2_7b_decode@kv2048_b8 (experiments/gpu/forward_models.py)",
+    )
+    p.add_argument("--attentions", default="fused,unfused", help="attention paths of the diffusion models")
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--no-graph", action="store_true")
     p.add_argument("--device", default="cuda")
@@ -964,21 +854,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     if run.cuda:
         torch.backends.cuda.matmul.allow_tf32 = False
-    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-        if name not in MODELS:
-            run.log(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    for spec in [m.strip() for m in args.models.split(",") if m.strip()]:
+        try:
+            case = parse_case(spec)
+        except ValueError as exc:
+            run.log(str(exc))
+            run.failures.append(str(exc))
             continue
         if run.left() < 20:
-            run.log(f"{name}: skipped, out of time budget")
-            run.failures.append(f"{name}: out of time budget")
+            run.log(f"{spec}: skipped, out of time budget")
+            run.failures.append(f"{spec}: out of time budget")
             continue
         try:
-            if name == "llama2_7b_decode":
-                run_llama(run, args)
+            if case.name == "llama2_7b_decode":
+                run_llama(run, case, args)
             else:
-                run_diffusion(run, name, args)
+                run_diffusion(run, case, args)
         except Exception as exc:
-            run.fail(name, exc)
+            run.fail(spec, exc)
         run.free()
     run.log(f"done; {len(run.failures)} failures: " + "; ".join(run.failures))
     run.close()
