@@ -46,10 +46,11 @@ LN_SHAPES = ((16384, 64), (262144, 64), (1066560, 64), (262144, 72), (262144, 12
 
 
 def _row(ctx: Context, bench: str, op: str, shape: str, nbytes: float, flops: float, fn: Callable[[], Any],
-         profile: bool = True, family: str = "scaling", **bench_kw: Any) -> None:  # fmt: skip
-    """One measurement row of `family`'s CSV: event time, and the profiled kernels unless not `profile`."""
+         profile: bool = True, family: str = "scaling", dtype: str | None = None, **bench_kw: Any) -> None:  # fmt: skip
+    """One measurement row of `family`'s CSV: event time, and the profiled kernels unless not `profile`;
+    `dtype` names the operands' dtype where it is not the run's."""
     r = ctx.bench(fn, **bench_kw)
-    row: dict[str, Any] = {"benchmark": bench, "op": op, "shape": shape, "dtype": ctx.dtype_name, "bytes": nbytes,
+    row: dict[str, Any] = {"benchmark": bench, "op": op, "shape": shape, "dtype": dtype or ctx.dtype_name, "bytes": nbytes,
                            "flops": flops, "time_us": r["time_us"], "min_us": r["min_us"]}  # fmt: skip
     if profile:
         ks = ctx.kernels(fn, calls=2)
