@@ -117,6 +117,7 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
     )
     out.update(_scaling(d / "scaling" / "scaling.csv", out["gemm_fixed_us"][0], floor))
     out.update(_regimes(d / "regimes" / "regimes.csv"))
+    out.update(_dispatch(d / "dispatch" / "dispatch.csv", floor))
     out.update(_gemm_sweep(d, ev))
     out.update(_chains(d / "chains" / "chains.csv", floor, out["elementwise_gbs"][0]))
 
@@ -505,6 +506,8 @@ def _scaling(path: Path, gemm_fixed_us: float, floor: float) -> dict[str, tuple[
     width = sm["shape"].str.split("x").str[1].astype(int)
     for w in SOFTMAX_ROW_LENGTHS:
         r = sm[width == w]
+        if r.empty:  # measured in dispatch/dispatch.csv
+            continue
         out[f"softmax_row_gbs.{w}"] = (
             round(float(r.bytes.iloc[0] / (r.kernel_us.iloc[0] - floor) / 1e3)),
             f"scaling.csv softmax, rows of {w} (1 GiB read + written): bytes / (kernel_us - floor)",
@@ -514,6 +517,31 @@ def _scaling(path: Path, gemm_fixed_us: float, floor: float) -> dict[str, tuple[
         round(1e-3 / _fit(h.bytes.to_numpy(float), h.kernel_us.to_numpy(float))[1]),
         "scaling.csv head_copy (diffusers' head split/merge): 1/slope of kernel_us vs bytes",
     )
+    return out
+
+
+def _dispatch(path: Path, floor: float) -> dict[str, tuple[float, str]]:
+    """Constants from `dispatch/dispatch.csv` (profiler kernel times): softmax over unaligned fp16 rows
+    and over fp32 rows by row length, the CUDA-core fp32 GEMM rate."""
+    from sim.arch.gpu import SOFTMAX_FP32_ROW_LENGTHS, SOFTMAX_ROW_LENGTHS, SOFTMAX_UNALIGNED_ROW_LENGTHS
+
+    dp = pd.read_csv(path)
+    out: dict[str, tuple[float, str]] = {}
+    aligned = [9672]  # the shared-memory kernel's first aligned rows, between scaling.csv's lengths
+    assert set(aligned) <= set(SOFTMAX_ROW_LENGTHS)
+    for bench, dtype, lengths, field in (("softmax", "float16", SOFTMAX_UNALIGNED_ROW_LENGTHS, "softmax_unaligned_row_gbs"),
+                                         ("softmax", "float16", aligned, "softmax_row_gbs"),
+                                         ("softmax_fp32", "float32", SOFTMAX_FP32_ROW_LENGTHS, "softmax_fp32_row_gbs")):  # fmt: skip
+        sm = dp[(dp.benchmark == bench) & (dp.dtype == dtype)]
+        width = sm["shape"].str.split("x").str[1].astype(int)
+        for w in lengths:
+            r = sm[width == w]
+            out[f"{field}.{w}"] = (
+                round(float(r.bytes.iloc[0] / (r.kernel_us.iloc[0] - floor) / 1e3)),
+                f"dispatch.csv {bench}, {dtype} rows of {w} (512 MiB or 1 GiB read + written): bytes / (kernel_us - floor)",
+            )
+    g = dp[(dp.benchmark == "gemm_fp32") & (dp.flops >= 2 * 2048.0**3)]
+    out["fp32_gemm_tflops"] = (round(float(g.tflops.median()), 1), "dispatch.csv gemm_fp32 (tf32 off), n >= 2048: median")
     return out
 
 

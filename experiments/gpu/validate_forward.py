@@ -631,9 +631,10 @@ def run_llama(run: Run, case: Case, args: argparse.Namespace) -> None:
         run.sync()
 
         def step():
-            out = model(input_ids=tok, past_key_values=cache, use_cache=True)
-            cache.crop(-1)  # drop the new token: the cache stays at kv tokens
-            return out.logits
+            # the cache grows by one token a step (kv .. kv + 14 over the run), as in generation; cropping
+            # it back would leave a non-contiguous view whose next cat runs PyTorch's non-vectorized
+            # kernel at ~0.65 TB/s (dispatch.csv cat_cache), an artifact the runs before 2026-11-30 have
+            return model(input_ids=tok, past_key_values=cache, use_cache=True).logits
 
         for _ in range(3):
             step()
@@ -649,7 +650,7 @@ def run_llama(run: Run, case: Case, args: argparse.Namespace) -> None:
                 "batch": batch,
                 "reps": len(ev),
                 "spread_ms": max(ev) - min(ev),
-                "note": f"decode step, KV cache {kv}; CUDA events",
+                "note": f"decode step, KV cache {kv} growing one token a step; CUDA events",
             },
         )
         run.write(
@@ -663,7 +664,7 @@ def run_llama(run: Run, case: Case, args: argparse.Namespace) -> None:
                 "batch": batch,
                 "reps": len(wall),
                 "spread_ms": max(wall) - min(wall),
-                "note": f"decode step, KV cache {kv}; wall clock",
+                "note": f"decode step, KV cache {kv} growing one token a step; wall clock",
             },
         )
         prof = profile_forward(run, step)

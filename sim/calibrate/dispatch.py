@@ -24,10 +24,13 @@ from ._bench import Context
 from .scaling import _row, _sweep
 
 FAMILY = "dispatch"
-# fp16 rows: 4 mod 8 (unaligned) across the kernel regimes, odd lengths, and aligned rows in the gaps
-UNALIGNED = (1030, 2052, 3076, 4100, 6148, 8196, 9676, 12292, 16388, 17780, 24580, 32772, 65540, 4097, 9677, 17777)
-ALIGNED_GAPS = (9216, 9672, 10240)
-FP32_ROWS = (64, 77, 256, 1024, 2304, 4096, 8192, 9216, 9676, 17776, 32768)
+# fp16 rows: the register kernel's range every 256 (its rate varies with the row's fit to the block),
+# aligned and 4 mod 8 (unaligned); unaligned rows across the other regimes, odd lengths, and aligned
+# rows where the shared-memory kernel takes over
+REG_ROWS = tuple(range(2304, 9473, 256))
+UNALIGNED = (1030, 2052, *(r + 4 for r in REG_ROWS), 9676, 12292, 16388, 17780, 24580, 32772, 65540, 4097, 9677, 17777)
+ALIGNED_GAPS = (*REG_ROWS, 9672, 10240)
+FP32_ROWS = (64, 77, 256, 1024, *range(2048, 9217, 512), 9676, 17776, 32768)
 # (Lq, Lk, head_dim, batch*heads): SD 2.1 768^2 batch 2 (5/10/20 heads of 64), generic
 BGEMM_FP32 = ((9216, 9216, 64, 10), (2304, 2304, 64, 20), (576, 576, 64, 40), (144, 144, 64, 40), (9216, 77, 64, 10),
               (4096, 4096, 64, 16), (1024, 1024, 64, 16), (4096, 77, 64, 16))  # fmt: skip
