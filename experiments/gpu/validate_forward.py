@@ -618,7 +618,7 @@ def run_diffusion(run: Run, case: Case, args: argparse.Namespace) -> None:
 def run_llama(run: Run, case: Case, args: argparse.Namespace) -> None:
     torch = run.torch
     dtype = torch.float16 if run.cuda else torch.float32
-    name, kv, batch = case.label, sized(case, args.smoke).kv, case.batch
+    name, kv, batch = case.label + ("+crop" if args.kv_crop else ""), sized(case, args.smoke).kv, case.batch
     t = time.perf_counter()
     model, cfg = build_llama(case, torch, run.device, dtype, args.smoke)
     run.log(
@@ -634,7 +634,11 @@ def run_llama(run: Run, case: Case, args: argparse.Namespace) -> None:
             # the cache grows by one token a step (kv .. kv + 14 over the run), as in generation; cropping
             # it back would leave a non-contiguous view whose next cat runs PyTorch's non-vectorized
             # kernel at ~0.65 TB/s (dispatch.csv cat_cache), an artifact the runs before 2026-11-30 have
-            return model(input_ids=tok, past_key_values=cache, use_cache=True).logits
+            # (`--kv-crop` repeats them: rows say model+crop)
+            logits = model(input_ids=tok, past_key_values=cache, use_cache=True).logits
+            if args.kv_crop:
+                cache.crop(-1)
+            return logits
 
         for _ in range(3):
             step()
@@ -805,6 +809,8 @@ def main(argv: list[str] | None = None) -> int:
         "llama2_7b_decode@kv2048_b8 (experiments/gpu/forward_models.py)",
     )
     p.add_argument("--attentions", default="fused,unfused", help="attention paths of the diffusion models")
+    p.add_argument("--kv-crop", action="store_true", help="LLaMA: crop the cache back after each step (the runs before "
+                   "2026-11-30; rows say model+crop)")
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--no-graph", action="store_true")
     p.add_argument("--device", default="cuda")
