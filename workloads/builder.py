@@ -191,10 +191,16 @@ class GraphBuilder:
         role: str = "self",
         axis: str = "spatial",
         causal: bool = False,
+        upcast: bool = False,
+        kv_growing: bool = False,
     ) -> Tensor:
         """Scaled dot-product attention of (B, Lq, H*d) queries over (B, Lk, H*d) keys.
 
         `role` is self or cross; `axis` is spatial, temporal, joint (3D) or text/sequence.
+        `upcast`: diffusers' `upcast_attention` (SD 2.x) -- its unfused processor computes the scores
+        from fp32 queries and keys (an `upcast` attribute, set only when true). `kv_growing`: a decode
+        step over a cache grown by one token a call, so every call's key length is new to the kernel
+        library (a `kv_growing` attribute, set only when true).
         Both products are counted in full (as torch's flop counter does for SDPA).
         """
         batch, lq, dq = q.shape
@@ -218,6 +224,8 @@ class GraphBuilder:
             role=role,
             axis=axis,
             causal=causal,
+            **({"upcast": True} if upcast else {}),
+            **({"kv_growing": True} if kv_growing else {}),
         )
 
     # -- vector layers -------------------------------------------------------------------

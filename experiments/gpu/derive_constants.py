@@ -118,6 +118,7 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
     out.update(_scaling(d / "scaling" / "scaling.csv", out["gemm_fixed_us"][0], floor))
     out.update(_regimes(d / "regimes" / "regimes.csv"))
     out.update(_dispatch(d / "dispatch" / "dispatch.csv", floor))
+    out.update(_plan_build(d / "holdout" / "llama_growing" / "host_profile" / "decode_host_ops.csv"))
     out.update(_gemm_sweep(d, ev))
     out.update(_chains(d / "chains" / "chains.csv", floor, out["elementwise_gbs"][0]))
 
@@ -520,6 +521,25 @@ def _scaling(path: Path, gemm_fixed_us: float, floor: float) -> dict[str, tuple[
     return out
 
 
+def _plan_build(path: Path) -> dict[str, tuple[float, str]]:
+    """cuDNN attention's plan build per call: self CPU time of aten::_cudnn_attention_forward per call in
+    a decode step over a grown cache (first pass: every key length new) minus over a cropped one."""
+    h = pd.read_csv(path)
+    a = h[h.op == "aten::_cudnn_attention_forward"]
+    grown = a[a.variant == "grown"].iloc[0]
+    cropped = a[a.variant == "cropped"].self_cpu_us.median()
+    return {"cudnn_plan_us": (round(float((grown.self_cpu_us - cropped) / grown.calls), 1),
+                              "holdout/llama_growing/host_profile: aten::_cudnn_attention_forward self CPU us per call, "
+                              "grown cache (first pass) - cropped (median)")}  # fmt: skip
+
+
+def _softmax_rows(path: Path) -> set[int]:
+    """Row lengths of scaling.csv's softmax rows over 1 GiB (the main table's source where it has them)."""
+    sc = pd.read_csv(path)
+    sm = sc[(sc.benchmark == "softmax") & (sc.bytes > 1e9)]
+    return set(sm["shape"].str.split("x").str[1].astype(int))
+
+
 def _dispatch(path: Path, floor: float) -> dict[str, tuple[float, str]]:
     """Constants from `dispatch/dispatch.csv` (profiler kernel times): softmax over unaligned fp16 rows
     and over fp32 rows by row length, the CUDA-core fp32 GEMM rate."""
@@ -527,10 +547,10 @@ def _dispatch(path: Path, floor: float) -> dict[str, tuple[float, str]]:
 
     dp = pd.read_csv(path)
     out: dict[str, tuple[float, str]] = {}
-    aligned = [9672]  # the shared-memory kernel's first aligned rows, between scaling.csv's lengths
-    assert set(aligned) <= set(SOFTMAX_ROW_LENGTHS)
+    scaling = _softmax_rows(path.parents[1] / "scaling" / "scaling.csv")
+    rest = [w for w in SOFTMAX_ROW_LENGTHS if w not in scaling]  # the register kernel's grid, 9672
     for bench, dtype, lengths, field in (("softmax", "float16", SOFTMAX_UNALIGNED_ROW_LENGTHS, "softmax_unaligned_row_gbs"),
-                                         ("softmax", "float16", aligned, "softmax_row_gbs"),
+                                         ("softmax", "float16", rest, "softmax_row_gbs"),
                                          ("softmax_fp32", "float32", SOFTMAX_FP32_ROW_LENGTHS, "softmax_fp32_row_gbs")):  # fmt: skip
         sm = dp[(dp.benchmark == bench) & (dp.dtype == dtype)]
         width = sm["shape"].str.split("x").str[1].astype(int)

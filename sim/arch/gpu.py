@@ -22,10 +22,21 @@ MEMORY_KINDS = (
     "elementwise", "broadcast", "permute", "copy", "act_transpose", "weight_transpose",
     "resample", "softmax", "layernorm", "gn_apply", "head_copy", "strided",
 )  # fmt: skip
-# Row lengths at which softmax rates were measured (`scaling.csv` softmax): PyTorch's softmax runs
-# a warp per row up to 1024 elements (its loop sized to the next power of two), a register kernel
-# from 2049, a shared-memory kernel from ~12k and a looping kernel beyond.
-SOFTMAX_ROW_LENGTHS = (16, 32, 64, 77, 120, 226, 256, 512, 1024, 1025, 2048, 3072, 4096, 8192, 12288, 16384, 24576, 65536)
+# Row lengths at which softmax rates were measured. PyTorch's softmax runs a warp per row up to 2048
+# fp16 elements (its loop sized to the next power of two; `scaling.csv`), then a register kernel whose
+# rate steps with the row's fit to its thread block (a saw-tooth of period 2048, dropping just past
+# 4096, 6144, 8192: `dispatch.csv` every 256 elements, aligned r and r + 4), to ~9.2k; beyond, rows
+# that are a multiple of 16 bytes run a shared-memory kernel (9472, 9672: `dispatch.csv`) and then a
+# looping one (`scaling.csv`), other rows PyTorch's generic kernel (SOFTMAX_UNALIGNED_ROW_LENGTHS).
+SOFTMAX_REG_ROWS = tuple(range(2304, 9473, 256))
+SOFTMAX_ROW_LENGTHS = tuple(sorted({
+    16, 32, 64, 77, 120, 226, 256, 512, 1024, 1025, 2048, 2052, 3072, 4096, 8192, 12288, 16384, 24576, 65536,
+    *SOFTMAX_REG_ROWS, *(r + 4 for r in SOFTMAX_REG_ROWS if r < 9216), 9672}))  # fmt: skip
+# Row lengths of the measured rates of fp16 rows not a multiple of 16 bytes past the register kernel
+# (`dispatch.csv`: PyTorch's generic kernel in place of the shared-memory one).
+SOFTMAX_UNALIGNED_ROW_LENGTHS = (9220, 9476, 9676, 12292, 16388, 17780, 24580, 32772, 65540)
+# Row lengths of the measured fp32 softmax rates (`dispatch.csv`: diffusers' upcast attention).
+SOFTMAX_FP32_ROW_LENGTHS = (64, 77, 256, 1024, *range(2048, 9217, 512), 9676, 17776, 32768)
 # Fused attention kernels: cuDNN's SDPA (FA3-class, PyTorch's default on sm90), FlashAttention-2,
 # the memory-efficient (CUTLASS) kernel.
 ATTENTION_BACKENDS = ("cudnn", "flash2", "efficient")
@@ -117,6 +128,26 @@ class GpuConfig:
             "bandwidth_gbs.softmax)", "GB/s", tuple(str(n) for n in SOFTMAX_ROW_LENGTHS),
         ),
     )
+    softmax_unaligned_row_gbs: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_keyed(
+            "fp16 softmax rate over rows whose bytes are not a multiple of 16, by row length (the longest listed "
+            "<= w; shorter rows and unset: softmax_row_gbs)", "GB/s", tuple(str(n) for n in SOFTMAX_UNALIGNED_ROW_LENGTHS),
+        ),
+    )
+    softmax_fp32_row_gbs: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_keyed(
+            "fp32 softmax rate by row length (the longest listed <= w, the shortest for shorter rows; unset: "
+            "softmax_row_gbs)", "GB/s", tuple(str(n) for n in SOFTMAX_FP32_ROW_LENGTHS),
+        ),
+    )
+    cudnn_plan_us: float = _measured(
+        "host time of cuDNN's fused attention building an execution plan for a shape it has not run (every call "
+        "of a decode step over a grown cache: attention with `kv_growing`), eager and compiled runtimes", "us")
+    fp32_gemm_tflops: float = _measured(
+        "rate of an fp32 GEMM on the CUDA cores (PyTorch's default allow_tf32=False: diffusers' upcast attention "
+        "scores); 0: the array's fp32 (TF32) rate", "TFLOP/s")
     layernorm_row_ns: float = field(
         default=0.0, metadata=doc("LayerNorm time per row beyond its bytes", "ns", positive=False)
     )
@@ -207,7 +238,8 @@ class GpuConfig:
     graph_launch_us: float = field(default=0.0, metadata=doc("host cost of one graph replay", "us", positive=False))
 
     def __post_init__(self) -> None:
-        for name in ("bandwidth_gbs", "softmax_row_gbs", "attention_efficiency", "attention_gscores_s", "attention_tile_us",
+        for name in ("bandwidth_gbs", "softmax_row_gbs", "softmax_unaligned_row_gbs", "softmax_fp32_row_gbs",
+                     "attention_efficiency", "attention_gscores_s", "attention_tile_us",
                      "attention_fixed_us", "attention_tile_q", "attention_tile_kv", "eager_op_us"):  # fmt: skip
             keys = type(self).__dataclass_fields__[name].metadata["keys"]
             for key in set(getattr(self, name)) - set(keys):

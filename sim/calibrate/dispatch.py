@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..arch.gpu import SOFTMAX_FP32_ROW_LENGTHS, SOFTMAX_REG_ROWS, SOFTMAX_UNALIGNED_ROW_LENGTHS
 from ._bench import Context
 from .scaling import _row, _sweep
 
@@ -27,10 +28,10 @@ FAMILY = "dispatch"
 # fp16 rows: the register kernel's range every 256 (its rate varies with the row's fit to the block),
 # aligned and 4 mod 8 (unaligned); unaligned rows across the other regimes, odd lengths, and aligned
 # rows where the shared-memory kernel takes over
-REG_ROWS = tuple(range(2304, 9473, 256))
-UNALIGNED = (1030, 2052, *(r + 4 for r in REG_ROWS), 9676, 12292, 16388, 17780, 24580, 32772, 65540, 4097, 9677, 17777)
-ALIGNED_GAPS = (*REG_ROWS, 9672, 10240)
-FP32_ROWS = (64, 77, 256, 1024, *range(2048, 9217, 512), 9676, 17776, 32768)
+# (the rows sim.arch.gpu's softmax tables list, and a few more)
+UNALIGNED = (1030, 2052, *(r + 4 for r in SOFTMAX_REG_ROWS), *SOFTMAX_UNALIGNED_ROW_LENGTHS[2:], 4097, 9677, 17777)
+ALIGNED_GAPS = (*SOFTMAX_REG_ROWS, 9672, 10240)
+FP32_ROWS = SOFTMAX_FP32_ROW_LENGTHS
 # (Lq, Lk, head_dim, batch*heads): SD 2.1 768^2 batch 2 (5/10/20 heads of 64), generic
 BGEMM_FP32 = ((9216, 9216, 64, 10), (2304, 2304, 64, 20), (576, 576, 64, 40), (144, 144, 64, 40), (9216, 77, 64, 10),
               (4096, 4096, 64, 16), (1024, 1024, 64, 16), (4096, 77, 64, 16))  # fmt: skip

@@ -55,7 +55,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..arch.gpu import SOFTMAX_ROW_LENGTHS
+from ..arch.gpu import SOFTMAX_FP32_ROW_LENGTHS, SOFTMAX_ROW_LENGTHS, SOFTMAX_UNALIGNED_ROW_LENGTHS
 from .array import width
 
 # GPU kernel classes (the `gpu_kind` kernel field); 0: not a GPU kernel (array/vector units).
@@ -80,12 +80,22 @@ GK_LINEAR = 21
 # an indexed gather (embedding lookup, `index_select`): the copy model plus `gather_latency_us`, the
 # dependent load of the rows after the indices arrive (reuse/reuse.csv, chains/chains.csv)
 GK_GATHER = 22
+# an fp32 GEMM on the CUDA cores (PyTorch's default allow_tf32=False; diffusers' upcast attention
+# scores): 2 x MACs at `fp32_gemm_tflops`, then its output written (dispatch.csv: the SGEMMs of
+# attention shapes take compute + write time, not the longer of the two)
+GK_SGEMM = 23
 # cuBLAS needs K and N (the leading dimensions of row-major fp16 operands) to be multiples of 8
 # elements (16-byte vector loads) for its sm90 kernels; otherwise it falls back to `align1` kernels
 GEMM_ALIGN = 8
 # row lengths of the measured softmax rates (`gpu.softmax_row_gbs`): a softmax over rows of w
 # elements runs at the rate of the largest of these <= w (PyTorch picks its kernel by row length)
 SOFTMAX_ROWS = np.array(SOFTMAX_ROW_LENGTHS, dtype=np.float64)
+# ... over fp16 rows not a multiple of 16 bytes (`gpu.softmax_unaligned_row_gbs`), and fp32 rows
+SOFTMAX_UNALIGNED_ROWS = np.array(SOFTMAX_UNALIGNED_ROW_LENGTHS, dtype=np.float64)
+SOFTMAX_FP32_ROWS = np.array(SOFTMAX_FP32_ROW_LENGTHS, dtype=np.float64)
+# PyTorch's vectorized softmax kernels load 16 bytes at a time (its shared-memory kernel needs
+# rows that are a multiple of them)
+SOFTMAX_ALIGN_BYTES = 16
 # K depth of one main-loop iteration of a thread block (the unit stream-K splits work in): the
 # 64 of cuBLAS's sm90 kernel names (nvjet_sm90_hsh_<tile>_64x<stages>, conv_kernels.csv / scaling.csv)
 STREAM_K_DEPTH = 64
@@ -163,13 +173,27 @@ def _gemm_cycles(m, kk, n, count, hw, thr, cublas, ab_bytes):
 
 
 @njit(cache=True)
-def _softmax_gbs(row, hw, default):
-    """Rate of a softmax over rows of `row` elements: the measured rate of the longest measured
-    row length <= row (the shortest for shorter rows); `default` where none was measured."""
+def _row_rate(row, rows, rates):
+    """The rate measured at the longest listed row length <= `row` (the shortest for shorter rows)."""
     i = 0
-    while i + 1 < SOFTMAX_ROWS.shape[0] and SOFTMAX_ROWS[i + 1] <= row:
+    while i + 1 < rows.shape[0] and rows[i + 1] <= row:
         i += 1
-    gbs = hw.gpu_softmax_row_gbs[i]
+    return rates[i]
+
+
+@njit(cache=True)
+def _softmax_gbs(row, elem_bytes, hw, default):
+    """Rate of a softmax over rows of `row` elements of `elem_bytes`: fp32 rows from the fp32 table;
+    fp16 rows not a multiple of 16 bytes, from the first unaligned length on, from the unaligned
+    table (PyTorch's generic kernel in place of its shared-memory one); else the main table; a
+    table left unset falls back to the next, `default` where none was measured."""
+    gbs = 0.0
+    if elem_bytes == 4:
+        gbs = _row_rate(row, SOFTMAX_FP32_ROWS, hw.gpu_softmax_fp32_row_gbs)
+    elif int(round(row * elem_bytes)) % SOFTMAX_ALIGN_BYTES and row >= SOFTMAX_UNALIGNED_ROWS[0]:
+        gbs = _row_rate(row, SOFTMAX_UNALIGNED_ROWS, hw.gpu_softmax_unaligned_row_gbs)
+    if gbs <= 0:
+        gbs = _row_rate(row, SOFTMAX_ROWS, hw.gpu_softmax_row_gbs)
     return gbs if gbs > 0 else default
 
 
@@ -233,7 +257,19 @@ def gpu_kernel(out, k, hw):
     hz = hw.frequency_mhz * 1e6
     wa, wb, wc = width(k.a_bits, native_bits), width(k.b_bits, native_bits), width(k.c_bits, native_bits)
     floor = hw.gpu_kernel_floor_us * 1e-6 * hz
-    cublas = k.gpu_kind == GK_GEMM or k.gpu_kind == GK_LINEAR
+    if k.gpu_kind == GK_SGEMM and hw.gpu_fp32_gemm_tflops > 0:
+        out.macs = k.count * k.m * k.k * k.n
+        rd = k.count * (k.a_dram * k.m * k.k * wa + k.b_dram * k.k * k.n * wb) * w
+        wr = k.count * k.c_dram * k.m * k.n * wc * w
+        out.compute_cycles = hw.gpu_gemm_fixed_us * 1e-6 * hz + 2.0 * out.macs / (hw.gpu_fp32_gemm_tflops * 1e12) * hz
+        out.stall_cycles = hw.gpu_gemm_mem_latency_us * 1e-6 * hz + (
+            rd / hw.gpu_gemm_read_gbs + wr / hw.gpu_gemm_write_gbs) * hz / 1e9  # fmt: skip
+        out.dram_read_bytes = rd
+        out.dram_write_bytes = wr
+        out.cores_used = hw.cores
+        out.folds = hw.cores * hw.array_count
+        return
+    cublas = k.gpu_kind == GK_GEMM or k.gpu_kind == GK_LINEAR or k.gpu_kind == GK_SGEMM
     if cublas or k.gpu_kind == GK_CONV or GK_ATTENTION <= k.gpu_kind <= GK_ATTN_EFFICIENT:
         m, kk, n, count = k.m, k.k, k.n, k.count
         if cublas or k.gpu_kind == GK_CONV:
@@ -278,7 +314,7 @@ def gpu_kernel(out, k, hw):
             floor += hw.gpu_gather_latency_us * 1e-6 * hz
         gbs = hw.gpu_bandwidth_gbs[(GK_COPY if k.gpu_kind == GK_GATHER else k.gpu_kind) - GK_MEMORY]
         if k.gpu_kind == GK_SOFTMAX and k.par > 0:
-            gbs = _softmax_gbs(k.words_in / k.par, hw, gbs)
+            gbs = _softmax_gbs(k.words_in / k.par, wa * w, hw, gbs)
         resident = _l2_resident_bytes(k, rd, wr, hw)
         if resident > 0:
             out.l2_read_bytes = resident

@@ -17,6 +17,7 @@ from workloads.ir import Op, OpGraph, PlanStep
 
 from ..arch import VECTOR_CLASSES
 from ..cost import KERNEL, group_sum
+from ..cost.gpu import GK_ATTN_CUDNN
 from ..lower import Kernels, Unit
 
 
@@ -108,6 +109,13 @@ class Prepared:
     @cached_property
     def launches(self) -> np.ndarray:
         return np.bincount(self.idx, weights=self.kernels.cols["launches"], minlength=len(self.ops))
+
+    @cached_property
+    def plan_builds(self) -> np.ndarray:
+        """cuDNN fused-attention calls per op call over a key length new to cuDNN (`kv_growing` ops)."""
+        growing = np.array([bool(op.attrs.get("kv_growing")) for op in self.ops])
+        cudnn = np.bincount(self.idx, weights=self.kernels.cols["gpu_kind"] == GK_ATTN_CUDNN, minlength=len(self.ops))
+        return np.where(growing, np.minimum(cudnn, 1.0), 0.0)
 
     @cached_property
     def extra_latency_s(self) -> np.ndarray:

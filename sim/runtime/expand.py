@@ -22,6 +22,9 @@ them stay attributed to the op, as a profiler attributes kernels to the aten op 
 - attention: fused (cuDNN, FlashAttention-2, memory-efficient; head dims padded to the kernel's
   supported sizes; cuDNN's launches a memset first) or unfused as diffusers' AttnProcessor: head split copies of q, k, v,
   baddbmm, softmax (rows of Lk), bmm, head merge copy; `math` adds fp32 upcast kernels around the softmax.
+  An `upcast` attention (diffusers' upcast_attention, SD 2.x) in the unfused processor casts q and k
+  to fp32 (PyTorch's non-vectorized cast kernel: `strided`), computes the scores with an fp32 GEMM on
+  the CUDA cores (`GK_SGEMM`), the softmax in fp32, and casts the probabilities back (dispatch.csv).
 - diffusers' timestep embedding: 12 tiny kernels (`_sinusoidal`); adaLN's `x * (1 + scale)`: the
   `1 + scale` over the modulation chunk, then the broadcast multiply.
 - L2 reuse: a lone arithmetic elementwise (not an activation) or copy kernel records its inputs produced inside the graph and
@@ -58,6 +61,7 @@ from ..cost.gpu import (
     GK_LINEAR,
     GK_PERMUTE,
     GK_RESAMPLE,
+    GK_SGEMM,
     GK_SOFTMAX,
     GK_STRIDED,
     GK_WEIGHT_TRANSPOSE,
@@ -258,6 +262,12 @@ def _attention(op: Op, kernels: list[dict], config: RuntimeConfig) -> list[dict]
     qk = {**gemm(lq, a["head_dim"], lk, bh), "role": "qk"}
     pv = {**gemm(lq, lk, a["v_head_dim"], bh), "role": "pv"}
     split = [move(GK_HEAD_COPY, q), move(GK_HEAD_COPY, kv), move(GK_HEAD_COPY, bh * lk * a["v_head_dim"])]
+    if a.get("upcast") and backend == "unfused":
+        fp32 = {"a_bits": 32, "c_bits": 32}
+        # the casts are aten::to copies (PyTorch's unrolled kernel up, its vectorized copy back down)
+        split += [{**move(GK_STRIDED, q), "c_bits": 32}, {**move(GK_STRIDED, kv), "c_bits": 32}]
+        qk = {**qk, **fp32, "b_bits": 32, "gpu_kind": GK_SGEMM}
+        middle = [{**softmax, **fp32}, {**move(GK_COPY, scores), "a_bits": 32}]
     return [*split, qk, *middle, pv, move(GK_HEAD_COPY, o)]
 
 

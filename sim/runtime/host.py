@@ -4,6 +4,9 @@
   calibration timed, else `gpu.eager_kernel_us` per kernel launched), in an asynchronous launch
   queue (`sim.schedule.queued`): the device idles only when the host falls behind.
 - compiled: generated code launches each kernel at `gpu.compiled_kernel_us`, no dispatcher.
+- eager and compiled: a cuDNN fused attention over a key length it has not run (a decode step over
+  a grown cache) first builds an execution plan on the host (`gpu.cudnn_plan_us` per call;
+  holdout/llama_growing/host_profile); under graph replay shapes are fixed and plans reused.
 - cuda_graph / compiled_graph: one replay per plan entry (`gpu.graph_launch_us`) and a gap of
   `gpu.graph_gap_us` per kernel on the device, `gpu.graph_gemm_gap_us` more per GEMM kernel (a
   linear or matmul: chains.csv, cuBLAS kernels in a dependent chain); each kernel of an op touching
@@ -54,9 +57,14 @@ class HostModel:
         return serial(plan, busy_s, self.per_op_s + extra_s, self.entry_s)
 
 
-def host_model(ops: Sequence[Op], launches: np.ndarray, gpu: GpuConfig, config: RuntimeConfig) -> HostModel:
-    """The host model of `config` for ops launching `launches` kernels per call."""
+def host_model(
+    ops: Sequence[Op], launches: np.ndarray, gpu: GpuConfig, config: RuntimeConfig, plan_builds: np.ndarray | None = None
+) -> HostModel:
+    """The host model of `config` for ops launching `launches` kernels per call, `plan_builds` of them
+    cuDNN attention calls that build a plan first (None: none)."""
     launches = np.asarray(launches, dtype=np.float64)
+    plans = np.zeros_like(launches) if plan_builds is None else np.asarray(plan_builds, dtype=np.float64)
+    plan_s = plans * gpu.cudnn_plan_us * 1e-6
     if config.graph:
         gemms = np.array([op.kind in GEMM_OPS for op in ops], dtype=np.float64) * np.minimum(launches, 1.0)
         small = np.array([op_bytes(op) <= SMALL_OP_BYTES for op in ops], dtype=np.float64)
@@ -64,11 +72,11 @@ def host_model(ops: Sequence[Op], launches: np.ndarray, gpu: GpuConfig, config: 
         gap = (launches * per_launch + gemms * gpu.graph_gemm_gap_us) * 1e-6
         return HostModel(gap, np.zeros_like(gap), gpu.graph_launch_us * 1e-6, asynchronous=False)
     if config.compiled:
-        per_op = launches * gpu.compiled_kernel_us * 1e-6
-        return HostModel(per_op, np.minimum(per_op, gpu.compiled_kernel_us * 1e-6), 0.0, asynchronous=True)
+        per_op = launches * gpu.compiled_kernel_us * 1e-6 + plan_s
+        return HostModel(per_op, np.minimum(per_op, gpu.compiled_kernel_us * 1e-6) + plan_s, 0.0, asynchronous=True)
     measured = {k: gpu.eager_op_us.get(k, 0.0) for k in EAGER_OPS}
     per_kernel = gpu.eager_kernel_us * 1e-6
     per_op = np.array([max(measured.get(_eager_key(op) or "", 0.0) * 1e-6, n * per_kernel) if n else 0.0
                        for op, n in zip(ops, launches)])  # fmt: skip
-    first = np.where(launches > 0, per_op / np.maximum(launches, 1), 0.0)
-    return HostModel(per_op, first, 0.0, asynchronous=True)
+    first = np.where(launches > 0, per_op / np.maximum(launches, 1), 0.0) + plan_s
+    return HostModel(per_op + plan_s, first, 0.0, asynchronous=True)

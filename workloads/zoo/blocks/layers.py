@@ -118,6 +118,7 @@ def attention(
     axis: str = "spatial",
     causal: bool = False,
     proj: tuple[str, str, str, str] = DIFFUSERS_PROJ,
+    upcast: bool = False,
 ) -> Tensor:
     """Multi-head attention over (N, L, C) tokens: q/k/v projections, SDPA, output projection.
 
@@ -131,7 +132,7 @@ def attention(
         q = b.linear(q_name, x, inner, bias=qkv_bias)
         k = b.linear(k_name, kv, inner, bias=qkv_bias)
         v = b.linear(v_name, kv, inner, bias=qkv_bias)
-    o = b.attention(name, q, k, v, heads, role=role, axis=axis, causal=causal)
+    o = b.attention(name, q, k, v, heads, role=role, axis=axis, causal=causal, upcast=upcast)
     with b.scope(name):
         return b.linear(out_name, o, x.shape[-1], bias=out_bias)
 

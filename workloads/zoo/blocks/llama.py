@@ -161,7 +161,8 @@ def _self_attention(b: GraphBuilder, cfg: LlamaConfig, x: Tensor, rope: Tensor, 
         k = b.elementwise("rope_k", [k, cos_sin], "rope")
         k = _cache_update(b, "cache_keys", k, past, kv_cache)
         v = _cache_update(b, "cache_values", v, past, kv_cache)
-    o = b.attention("self_attn", q, k, v, cfg.num_attention_heads, role="self", axis="text", causal=new > 1)
+    o = b.attention("self_attn", q, k, v, cfg.num_attention_heads, role="self", axis="text", causal=new > 1,
+                    kv_growing=kv_cache == "dynamic" and past > 0)
     with b.scope("self_attn"):
         return b.linear("o_proj", o, cfg.hidden_size, bias=cfg.attention_bias)
 

@@ -69,6 +69,7 @@ class UNetConfig(levels.UNetLayout):
     addition_embed_type: str | None
     addition_time_embed_dim: int
     projection_class_embeddings_input_dim: int
+    upcast_attention: bool
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any], what: str = "UNet2DConditionModel") -> UNetConfig:
@@ -123,6 +124,7 @@ class UNetConfig(levels.UNetLayout):
             addition_embed_type=addition,
             addition_time_embed_dim=r.positive("addition_time_embed_dim") if addition else 0,
             projection_class_embeddings_input_dim=r.positive("projection_class_embeddings_input_dim") if addition else 0,
+            upcast_attention=bool(r.get("upcast_attention", False)),
         )
         if addition and cfg.text_embeds_dim <= 0:
             raise InputError(f"{what}: projection_class_embeddings_input_dim leaves no room for text_embeds")
@@ -223,6 +225,7 @@ class _Ctx:
                 return transformer_2d(
                     self.b, x, self.context, heads=self.cfg.heads[level], layers=self.cfg.transformer_layers[level],
                     groups=self.cfg.norm_num_groups, linear_projection=self.cfg.use_linear_projection,
+                    upcast=self.cfg.upcast_attention,
                 )
 
         return layer
@@ -261,6 +264,7 @@ def transformer_2d(
     layers: int,
     groups: int,
     linear_projection: bool,
+    upcast: bool = False,
 ) -> Tensor:
     """diffusers `Transformer2DModel` on continuous input (N, C, H, W).
 
@@ -278,7 +282,7 @@ def transformer_2d(
         t = _blocks.to_tokens(b, "to_tokens", t)
     for k in range(layers):
         with b.scope("transformer_blocks", k):
-            t = basic_transformer_block(b, t, context, heads=heads)
+            t = basic_transformer_block(b, t, context, heads=heads, upcast=upcast)
     if linear_projection:
         t = b.linear("proj_out", t, c)
         t = _blocks.to_nchw(b, "to_nchw", t, (h, w))
@@ -288,13 +292,15 @@ def transformer_2d(
     return b.add("residual_add", t, x)
 
 
-def basic_transformer_block(b: GraphBuilder, x: Tensor, context: Tensor, *, heads: int) -> Tensor:
-    """diffusers `BasicTransformerBlock` (layer_norm): self-attn, cross-attn, GEGLU FF, each residual."""
+def basic_transformer_block(b: GraphBuilder, x: Tensor, context: Tensor, *, heads: int, upcast: bool = False) -> Tensor:
+    """diffusers `BasicTransformerBlock` (layer_norm): self-attn, cross-attn, GEGLU FF, each residual;
+    `upcast`: the config's `upcast_attention` (scores from fp32 q and k in the unfused processor)."""
     dim = x.shape[-1]
     h = b.layer_norm("norm1", x)
-    h = _blocks.attention(b, "attn1", h, heads=heads, inner=dim, qkv_bias=False, role="self")
+    h = _blocks.attention(b, "attn1", h, heads=heads, inner=dim, qkv_bias=False, role="self", upcast=upcast)
     x = b.add("attn1_add", h, x)
     h = b.layer_norm("norm2", x)
-    h = _blocks.attention(b, "attn2", h, heads=heads, inner=dim, context=context, qkv_bias=False, role="cross")
+    h = _blocks.attention(b, "attn2", h, heads=heads, inner=dim, context=context, qkv_bias=False, role="cross",
+                          upcast=upcast)
     x = b.add("attn2_add", h, x)
     return _blocks.geglu_feed_forward(b, x)
