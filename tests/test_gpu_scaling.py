@@ -91,5 +91,12 @@ def test_per_head_layer_norm_copies_its_transposed_view(shape, copies):
     assert kinds.count(GK_HEAD_COPY) == copies and kinds[-1] == GK_LAYERNORM
 
 
-def test_scaling_sweep_measures_every_listed_softmax_row_length():
-    assert set(SOFTMAX_ROW_LENGTHS) <= set(scaling.SOFTMAX_WIDTHS)
+def test_calibration_measures_every_listed_softmax_row_length():
+    from sim.arch.gpu import SOFTMAX_FP32_ROW_LENGTHS, SOFTMAX_UNALIGNED_ROW_LENGTHS
+    from sim.calibrate import dispatch
+
+    fp16 = set(dispatch.UNALIGNED) | set(dispatch.ALIGNED_GAPS)
+    assert set(SOFTMAX_ROW_LENGTHS) <= set(scaling.SOFTMAX_WIDTHS) | fp16
+    assert set(SOFTMAX_UNALIGNED_ROW_LENGTHS) <= set(dispatch.UNALIGNED)
+    assert all(w * 2 % 16 for w in SOFTMAX_UNALIGNED_ROW_LENGTHS)
+    assert set(SOFTMAX_FP32_ROW_LENGTHS) <= set(dispatch.FP32_ROWS)
