@@ -28,10 +28,11 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import sim  # noqa: E402
-import workloads  # noqa: E402
 from forward_models import Case, parse_case  # noqa: E402
 from validate_h200 import CLASSES, DATA, _shares  # noqa: E402
+
+import sim  # noqa: E402
+import workloads  # noqa: E402
 
 HOLDOUT = DATA / "holdout"
 # measured model -> (ttvsim model, whether it takes `frames`)
