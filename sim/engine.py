@@ -86,7 +86,7 @@ class Simulator:
         """Simulate one invocation of the graph on `arch` (see `simulate`)."""
         prep, passes, config = self._prepared(arch, attention, fuse_elementwise, passes, runtime)
         metrics = evaluate(prep.unique[0], _record(arch))
-        host = None if config is None else host_model(prep.ops, prep.launches, arch.gpu, config, prep.plan_builds)
+        host = None if config is None else host_model(prep.ops, prep.launches, arch.gpu, config, prep.plan_builds, prep.cudnn_calls)
         return Result.assemble(prep, metrics, arch, attention, fuse_elementwise, passes, host=host, unique=True)
 
     def summaries(

@@ -4,7 +4,7 @@
 
 Prints every constant with the CSV rows and the statistic it comes from. Only microbenchmark
 files are read (gemm, conv, conv_kernels, attention, memory, groupnorm, host, calibration.yaml,
-scaling/scaling.csv, regimes/regimes.csv, chains/chains.csv);
+scaling/scaling.csv, regimes/regimes.csv, chains/chains.csv, switch/switch.csv);
 the end-to-end forwards (forward_*.csv) are never used. Kernel times come from the profiler
 (`*_kernels.csv`, `*_us` columns) where the suite recorded them; CUDA-event times of a single
 kernel include a fixed event overhead, measured here as event time - profiler time of the same
@@ -121,6 +121,7 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
     out.update(_plan_build(d / "holdout" / "llama_growing" / "host_profile" / "decode_host_ops.csv"))
     out.update(_gemm_sweep(d, ev))
     out.update(_chains(d / "chains" / "chains.csv", floor, out["elementwise_gbs"][0]))
+    out.update(_memset_gap(d / "switch" / "switch.csv", out["graph_gap_us"][0]))
 
     # fused attention: MMA efficiency per backend, exp (SFU) ceiling, per-wave cost of a one-tile sequence
     for key, name in (("cudnn", "default"), ("flash2", "flash"), ("efficient", "efficient")):
@@ -519,6 +520,19 @@ def _scaling(path: Path, gemm_fixed_us: float, floor: float) -> dict[str, tuple[
         "scaling.csv head_copy (diffusers' head split/merge): 1/slope of kernel_us vs bytes",
     )
     return out
+
+
+def _memset_gap(path: Path, graph_gap: float) -> dict[str, tuple[float, str]]:
+    """Extra graph-replay gap of a cuDNN SDPA call (its memset node): the cuDNN chains' gaps per call
+    (replay - profiled kernels, over the calls) less graph_gap_us per launch; the FlashAttention-2 twins
+    (no memset) come out at ~0 the same way (switch.csv)."""
+    s = pd.read_csv(path, dtype={"shape": str})
+    sd = s[(s.benchmark == "sdpa") & (s.op == "cudnn")]
+    calls = sd.launches / 3  # memset, attention kernel, residual add per call
+    extra = (sd.time_us - sd.kernel_us) / calls - 3 * graph_gap
+    return {"graph_memset_gap_us": (round(float(np.median(extra)), 2),
+                                    f"switch.csv sdpa cudnn ({len(sd)} shapes): median (replay - kernels) per call "
+                                    "- 3 x graph_gap_us")}  # fmt: skip
 
 
 def _plan_build(path: Path) -> dict[str, tuple[float, str]]:

@@ -232,6 +232,9 @@ class GpuConfig:
         default=0.0,
         metadata=doc("extra device gap of a GEMM kernel (linear, matmul) in a replayed CUDA graph", "us", positive=False),
     )
+    graph_memset_gap_us: float = _measured(
+        "extra device gap per cuDNN fused-attention call in a replayed CUDA graph (its memset node before the "
+        "kernel: switch/switch.csv cuDNN vs FlashAttention-2 chains)", "us")
     graph_small_kernel_us: float = _measured(
         "extra time of a small kernel (an op touching <= 1 MiB) replayed from a CUDA graph over the same kernel "
         "launched eagerly (the memory-bound constants come from eager profiles)", "us")

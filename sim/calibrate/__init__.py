@@ -25,6 +25,8 @@ Families (each writes a tidy CSV into DIR; a failing benchmark is logged and ski
   dispatch   kernel choices by alignment and dtype: softmax over unaligned rows and in fp32,    dispatch.csv
              fp32 GEMMs with tf32 off (upcast attention), fp16<->fp32 casts, KV-cache cat of a
              contiguous vs a cropped cache
+  switch     graph-replay gaps when consecutive kernels are different functions (pointwise    switch.csv
+             chains cycling through 1-8 kernels by size), and around cuDNN SDPA's memset node
 
 then `calibration.yaml`, the derived constants with the rows each comes from, and `log.txt`.
 Needs PyTorch with CUDA: without either it prints one line and exits 2. `--device cpu` runs the
@@ -38,10 +40,12 @@ import argparse
 import os
 import sys
 
-FAMILIES = ("host", "gemm", "groupnorm", "memory", "conv", "attention", "scaling", "regimes", "chains", "reuse", "unfused", "dispatch")
+FAMILIES = ("host", "gemm", "groupnorm", "memory", "conv", "attention", "scaling", "regimes", "chains", "reuse", "unfused", "dispatch",
+            "switch")
 # Share of the remaining budget each family may use when it starts (in FAMILIES order).
 SHARES = {"host": 0.06, "gemm": 0.16, "groupnorm": 0.12, "memory": 0.3, "conv": 0.45, "attention": 0.75, "scaling": 0.8,
-          "regimes": 0.9, "chains": 0.95, "reuse": 0.97, "unfused": 0.98, "dispatch": 1.0}
+          "regimes": 0.9, "chains": 0.95, "reuse": 0.97, "unfused": 0.98, "dispatch": 0.99,
+          "switch": 1.0}
 
 __all__ = ["FAMILIES", "main"]
 

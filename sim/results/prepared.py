@@ -111,11 +111,15 @@ class Prepared:
         return np.bincount(self.idx, weights=self.kernels.cols["launches"], minlength=len(self.ops))
 
     @cached_property
+    def cudnn_calls(self) -> np.ndarray:
+        """cuDNN fused-attention calls per op call."""
+        return np.bincount(self.idx, weights=self.kernels.cols["gpu_kind"] == GK_ATTN_CUDNN, minlength=len(self.ops))
+
+    @cached_property
     def plan_builds(self) -> np.ndarray:
         """cuDNN fused-attention calls per op call over a key length new to cuDNN (`kv_growing` ops)."""
         growing = np.array([bool(op.attrs.get("kv_growing")) for op in self.ops])
-        cudnn = np.bincount(self.idx, weights=self.kernels.cols["gpu_kind"] == GK_ATTN_CUDNN, minlength=len(self.ops))
-        return np.where(growing, np.minimum(cudnn, 1.0), 0.0)
+        return np.where(growing, np.minimum(self.cudnn_calls, 1.0), 0.0)
 
     @cached_property
     def extra_latency_s(self) -> np.ndarray:

@@ -25,6 +25,9 @@ them stay attributed to the op, as a profiler attributes kernels to the aten op 
   An `upcast` attention (diffusers' upcast_attention, SD 2.x) in the unfused processor casts q and k
   to fp32 (PyTorch's non-vectorized cast kernel: `strided`), computes the scores with an fp32 GEMM on
   the CUDA cores (`GK_SGEMM`), the softmax in fp32, and casts the probabilities back (dispatch.csv).
+- diffusers' divisions by a unit factor (`rescale_div`: ResnetBlock2D's `/ output_scale_factor`,
+  AttnProcessor's `/ rescale_output_factor`): one vectorized pointwise kernel over the op's output
+  (the profiled forwards' `aten::div` launches: one per resnet and per attention module).
 - diffusers' timestep embedding: 12 tiny kernels (`_sinusoidal`); adaLN's `x * (1 + scale)`: the
   `1 + scale` over the modulation chunk, then the broadcast multiply.
 - L2 reuse: a lone arithmetic elementwise (not an activation) or copy kernel records its inputs produced inside the graph and
@@ -101,8 +104,21 @@ def gemm(m: int, k: int, n: int, count: int = 1, gk: int = GK_GEMM, **extra: int
             "launches": 1, "gpu_kind": gk, **extra}  # fmt: skip
 
 
+RESCALE_DIV = "rescale_div"  # attribute set by `workloads.zoo.blocks.layers.mark_rescale_div`
+
+
 def expand(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -> list[dict]:
     """The kernels `config`'s software stack launches for `op` (default kernels: `kernels`)."""
+    result = _stack_kernels(op, kernels, graph, config)
+    if op.attrs.get(RESCALE_DIV) and not config.compiled:
+        # diffusers divides the output by a unit factor: a vectorized pointwise kernel over what
+        # the op just wrote (read from L2 when it fits); a compiler fuses it away
+        out = numel(op.output)
+        result.append({**vector(GK_ELEMENTWISE, out, out), L2_WORDS: out, L2_DISTANCE: 0})
+    return result
+
+
+def _stack_kernels(op: Op, kernels: list[dict], graph: OpGraph, config: RuntimeConfig) -> list[dict]:
     kind, out = op.kind, numel(op.output)
     if op.annotations.get("epilogue_of") is not None:  # runs inside its GEMM's epilogue
         return [{**kernels[0], "gpu_kind": GK_FUSED}]

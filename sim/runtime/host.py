@@ -9,7 +9,8 @@
   holdout/llama_growing/host_profile); under graph replay shapes are fixed and plans reused.
 - cuda_graph / compiled_graph: one replay per plan entry (`gpu.graph_launch_us`) and a gap of
   `gpu.graph_gap_us` per kernel on the device, `gpu.graph_gemm_gap_us` more per GEMM kernel (a
-  linear or matmul: chains.csv, cuBLAS kernels in a dependent chain); each kernel of an op touching
+  linear or matmul: chains.csv, cuBLAS kernels in a dependent chain), `gpu.graph_memset_gap_us` more per
+  cuDNN fused-attention call (its memset node: switch.csv); each kernel of an op touching
   at most `SMALL_OP_BYTES` runs `gpu.graph_small_kernel_us` longer than launched eagerly (chains.csv
   twin rows: +0.1 us for kernels of few thread blocks, ~0 above a few MB), charged with the gap.
 """
@@ -58,10 +59,16 @@ class HostModel:
 
 
 def host_model(
-    ops: Sequence[Op], launches: np.ndarray, gpu: GpuConfig, config: RuntimeConfig, plan_builds: np.ndarray | None = None
+    ops: Sequence[Op],
+    launches: np.ndarray,
+    gpu: GpuConfig,
+    config: RuntimeConfig,
+    plan_builds: np.ndarray | None = None,
+    cudnn_calls: np.ndarray | None = None,
 ) -> HostModel:
-    """The host model of `config` for ops launching `launches` kernels per call, `plan_builds` of them
-    cuDNN attention calls that build a plan first (None: none)."""
+    """The host model of `config` for ops launching `launches` kernels per call, `cudnn_calls` of them
+    cuDNN fused attention (a memset node first) and `plan_builds` of those building a plan first
+    (None: none)."""
     launches = np.asarray(launches, dtype=np.float64)
     plans = np.zeros_like(launches) if plan_builds is None else np.asarray(plan_builds, dtype=np.float64)
     plan_s = plans * gpu.cudnn_plan_us * 1e-6
@@ -69,7 +76,8 @@ def host_model(
         gemms = np.array([op.kind in GEMM_OPS for op in ops], dtype=np.float64) * np.minimum(launches, 1.0)
         small = np.array([op_bytes(op) <= SMALL_OP_BYTES for op in ops], dtype=np.float64)
         per_launch = gpu.graph_gap_us + small * gpu.graph_small_kernel_us
-        gap = (launches * per_launch + gemms * gpu.graph_gemm_gap_us) * 1e-6
+        memsets = np.zeros_like(launches) if cudnn_calls is None else np.asarray(cudnn_calls, dtype=np.float64)
+        gap = (launches * per_launch + gemms * gpu.graph_gemm_gap_us + memsets * gpu.graph_memset_gap_us) * 1e-6
         return HostModel(gap, np.zeros_like(gap), gpu.graph_launch_us * 1e-6, asynchronous=False)
     if config.compiled:
         per_op = launches * gpu.compiled_kernel_us * 1e-6 + plan_s

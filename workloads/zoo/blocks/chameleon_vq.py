@@ -111,7 +111,7 @@ def vq_encoder(b: GraphBuilder, cfg: VQConfig, image: Tensor) -> Tensor:
             with b.scope("down", i):
                 for j in range(cfg.num_res_blocks):
                     with b.scope("block", j):
-                        x = _blocks.resnet_block(b, x, cfg.channels(i), groups=GROUPS)
+                        x = _blocks.resnet_block(b, x, cfg.channels(i), groups=GROUPS, diffusers=False)
                     if cfg.attention and res in cfg.attn_resolutions:
                         x = _attn_block(b, f"attn.{j}", x)
                 if i < levels - 1:
@@ -141,7 +141,7 @@ def vq_decoder(b: GraphBuilder, cfg: VQConfig, ids: Tensor) -> Tensor:
             with b.scope("up", i):
                 for j in range(cfg.num_res_blocks + 1):
                     with b.scope("block", j):
-                        x = _blocks.resnet_block(b, x, cfg.channels(i), groups=GROUPS)
+                        x = _blocks.resnet_block(b, x, cfg.channels(i), groups=GROUPS, diffusers=False)
                     if cfg.attention and res in cfg.attn_resolutions:
                         x = _attn_block(b, f"attn.{j}", x)
                 if i > 0:
@@ -156,11 +156,11 @@ def _mid(b: GraphBuilder, cfg: VQConfig, x: Tensor) -> Tensor:
     ch = x.shape[1]
     with b.scope("mid"):
         with b.scope("block_1"):
-            x = _blocks.resnet_block(b, x, ch, groups=GROUPS)
+            x = _blocks.resnet_block(b, x, ch, groups=GROUPS, diffusers=False)
         if cfg.attention:
             x = _attn_block(b, "attn_1", x)
         with b.scope("block_2"):
-            return _blocks.resnet_block(b, x, ch, groups=GROUPS)
+            return _blocks.resnet_block(b, x, ch, groups=GROUPS, diffusers=False)
 
 
 def _attn_block(b: GraphBuilder, name: str, x: Tensor) -> Tensor:

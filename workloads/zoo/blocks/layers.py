@@ -55,11 +55,15 @@ def resnet_block(
     groups: int = 32,
     act: str = "silu",
     output_scale_factor: float = 1.0,
+    diffusers: bool = True,
 ) -> Tensor:
     """diffusers `ResnetBlock2D` (time_embedding_norm="default", pre-norm).
 
     norm1 -> act -> conv1 (+ time_emb_proj(act(temb)) broadcast over H, W) -> norm2 -> act
     -> conv2, plus a 1x1 `conv_shortcut` when the channel count changes, then the residual add.
+    diffusers divides the sum by `output_scale_factor` even when it is 1: the residual add is
+    marked `rescale_div` (eager PyTorch launches the division; `sim.runtime`). `diffusers=False`:
+    the same block from another codebase (taming-transformers' VQGANs), which does not divide.
     """
     h = b.group_norm("norm1", x, groups)
     h = b.activation("act1", h, act)
@@ -75,7 +79,19 @@ def resnet_block(
     out = b.add("residual_add", skip, h)
     if output_scale_factor != 1:
         out = b.elementwise("output_scale", [out], "div")
+    elif diffusers:
+        mark_rescale_div(b, out)
     return out
+
+
+def mark_rescale_div(b: GraphBuilder, x: Tensor) -> None:
+    """Mark the op producing `x` as followed by diffusers' division by a unit factor (a resnet's
+    `/ output_scale_factor`, an attention processor's `/ attn.rescale_output_factor`): numerically
+    a no-op, so not an op of the graph, but eager PyTorch launches it (`sim.runtime.expand`)."""
+    b.graph[x.src[0]].attrs[RESCALE_DIV] = True
+
+
+RESCALE_DIV = "rescale_div"
 
 
 def downsample(b: GraphBuilder, x: Tensor, padding: int = 1) -> Tensor:
@@ -124,7 +140,8 @@ def attention(
 
     The projections are named `<name>.<proj>` and the attention op itself `<name>`, so a
     diffusers `attn1` gives `attn1.to_q`, ..., `attn1`, `attn1.to_out.0`. Keys and values come
-    from `context` (cross-attention) or from `x` (self-attention).
+    from `context` (cross-attention) or from `x` (self-attention). With diffusers' projection names
+    the output projection is marked `rescale_div` (its processors divide by a unit factor).
     """
     q_name, k_name, v_name, out_name = proj
     kv = x if context is None else context
@@ -134,7 +151,10 @@ def attention(
         v = b.linear(v_name, kv, inner, bias=qkv_bias)
     o = b.attention(name, q, k, v, heads, role=role, axis=axis, causal=causal, upcast=upcast)
     with b.scope(name):
-        return b.linear(out_name, o, x.shape[-1], bias=out_bias)
+        out = b.linear(out_name, o, x.shape[-1], bias=out_bias)
+    if proj == DIFFUSERS_PROJ:  # diffusers' AttnProcessor(2_0) divides by rescale_output_factor
+        mark_rescale_div(b, out)
+    return out
 
 
 def geglu_feed_forward(b: GraphBuilder, x: Tensor) -> Tensor:

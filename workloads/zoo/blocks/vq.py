@@ -83,7 +83,7 @@ def vqgan_decoder(b: GraphBuilder, cfg: VQGANConfig, ids: Tensor) -> Tensor:
 def _res_blocks(b: GraphBuilder, cfg: VQGANConfig, x: Tensor, ch: int) -> Tensor:
     for j in range(cfg.res_blocks):
         with b.scope("resnets", j):
-            x = _blocks.resnet_block(b, x, ch, groups=cfg.groups)
+            x = _blocks.resnet_block(b, x, ch, groups=cfg.groups, diffusers=False)
     return x
 
 

@@ -1,0 +1,92 @@
+"""Device gaps in CUDA-graph replay when consecutive kernels differ, and around cuDNN SDPA's memset.
+
+Measured because a profiled DiT-XL/2 forward replayed from a graph takes 0.4-0.5 us per kernel more
+than its kernels (graph replay - the profiled kernel sum), against 0.19 us for the chains of one
+repeated kernel (`chains.py`); a forward's consecutive kernels are almost always different functions.
+
+  switch     48 dependent pointwise kernels cycling through F distinct binary kernels (add, mul,
+             sub, maximum, minimum, div, hypot, copysign; F = 1, 2, 4, 8) at 2^12..2^24 elements
+             (kernels of ~1 to ~25 us): the gap per kernel against F and kernel length
+  sdpa       24 dependent F.scaled_dot_product_attention calls per chain at DiT-XL/2's shape
+             (2 x 16 heads x 256 tokens x 72) and SD 1.5's 32^2 level, cuDNN (a memset node + its
+             kernel per call) vs FlashAttention-2 (one kernel), each followed by a residual add
+
+Rows as `chains.py` (graph replay time by CUDA events + the profiled kernels of the same replay,
+and the eager twin). bytes/flops are per chain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._bench import Context
+from .chains import chain_row
+from .scaling import _guard, _sweep
+
+FAMILY = "switch"
+LENGTH = 48
+SIZES = (1 << 12, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24)
+FUNCTIONS = (1, 2, 4, 8)
+SDPA_SHAPES = ((2, 16, 256, 72), (2, 8, 1024, 80))  # batch, heads, tokens, head dim
+
+
+def run(ctx: Context) -> None:
+    if not ctx.cuda:
+        ctx.log("switch: CPU device, eager chains only")
+    if _switch(ctx):
+        _sdpa(ctx)
+
+
+def _switch(ctx: Context) -> bool:
+    torch = ctx.torch
+    ops = (torch.add, torch.mul, torch.sub, torch.maximum, torch.minimum, torch.div, torch.hypot, torch.copysign)
+    n_k = 8 if ctx.quick else LENGTH
+
+    def body(n: int, f: int) -> None:
+        x = torch.rand(n, device=ctx.device, dtype=ctx.dtype) + 0.5
+
+        def chain() -> Any:
+            z = x
+            for i in range(n_k):
+                z = ops[i % f](z, x)
+            return z
+
+        chain_row(ctx, "switch", f"functions_{f}", str(n), 3.0 * n * x.element_size() * n_k, 0.0, chain, family=FAMILY)
+
+    cases = [(n, f) for n in SIZES for f in FUNCTIONS]
+    return _sweep(ctx, "switch", [(4096, 1), (4096, 2)] if ctx.quick else cases, body)
+
+
+def _sdpa(ctx: Context) -> bool:
+    torch = ctx.torch
+    F = torch.nn.functional
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch < 2.3
+        ctx.log("switch: torch.nn.attention missing, no SDPA chains")
+        return True
+    n_k = 2 if ctx.quick else 24
+
+    def body(b: int, h: int, s: int, d: int) -> None:
+        x = torch.randn(b, h, s, d, device=ctx.device, dtype=ctx.dtype)
+        nbytes = float(n_k * 7 * x.numel() * x.element_size())
+        flops = 4.0 * n_k * b * h * s * s * d
+        for name, backend in (("cudnn", "CUDNN_ATTENTION"), ("flash", "FLASH_ATTENTION")):
+            if not hasattr(SDPBackend, backend):
+                continue
+
+            def chain(be: Any = getattr(SDPBackend, backend)) -> Any:
+                z = x
+                with sdpa_kernel([be]):
+                    for _ in range(n_k):
+                        z = z + F.scaled_dot_product_attention(z, z, z)
+                return z
+
+            _guard(ctx, f"switch sdpa {name} {b}x{h}x{s}x{d}",
+                   lambda chain=chain, name=name: chain_row(ctx, "sdpa", name, f"{b}x{h}x{s}x{d}", nbytes, flops, chain,
+                                                            family=FAMILY))  # fmt: skip
+
+    return _sweep(ctx, "switch sdpa", [(1, 2, 16, 64)] if ctx.quick else list(SDPA_SHAPES), body)
+
+
+__all__ = ["run"]

@@ -1,0 +1,141 @@
+"""diffusers' unit-factor divisions, the cuDNN memset gap in graph replay (switch/), and the
+graph-replay profile of validate_forward (graph_profile/)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim
+import workloads
+from sim.cost.gpu import GK_ELEMENTWISE
+from sim.lower import lower_op
+from sim.runtime import RuntimeConfig, expand
+from sim.runtime.host import host_model
+from workloads.ir import numel
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "arch_configs" / "calibration" / "h200"
+# profiled model name -> (zoo model, options), as experiments/gpu/validate_h200.py
+MODELS = {
+    "sd15_unet": ("sd15_unet", {"resolution": 512, "batch": 2}),
+    "sd15_vae_decoder": ("sd15_vae_decoder", {"resolution": 512, "batch": 1}),
+    "dit_xl2": ("dit_xl2_transformer", {"resolution": 256, "batch": 2}),
+    "pixart_alpha": ("pixart_alpha_transformer", {"resolution": 1024, "batch": 2}),
+    "modelscope_unet": ("modelscope_t2v_unet", {"resolution": 256, "frames": 16, "batch": 2}),
+    "cogvideox_2b": ("cogvideox_2b_transformer", {"resolution": 480, "frames": 49, "batch": 2}),
+}
+
+
+def _measured_divs(model: str) -> int:
+    """fp16 `aten::div` launches of the profiled fused forward (the unit-factor divisions; the fp32
+    divide of the timestep embedding is a 4-wide kernel)."""
+    k = pd.read_csv(DATA / "forward_kernels.csv")
+    pick = (k.model == model) & (k.attention == "fused") & (k.aten_op == "aten::div")
+    return int(k[pick & k.kernel.str.contains("vectorized_elementwise_kernel<8")].launches.sum())
+
+
+@pytest.mark.parametrize("measured", sorted(MODELS))
+def test_rescale_divisions_match_the_profiled_div_launches(measured):
+    name, options = MODELS[measured]
+    graph = workloads.build(name, **options)
+    marked = sum(bool(op.attrs.get("rescale_div")) for op in graph.ops())
+    assert marked == _measured_divs(measured)
+
+
+def test_rescale_division_is_one_kernel_in_eager_and_graph_and_fused_when_compiled():
+    graph = workloads.build("sd15_unet", resolution=256, batch=1)
+    marked = [op for op in graph.ops() if op.attrs.get("rescale_div")]
+    assert {op.kind for op in marked} == {workloads.OpKind.LINEAR, workloads.OpKind.ELEMENTWISE}
+    for op in marked:
+        default = lower_op(op, "fused")
+        unmarked = dataclasses.replace(op, attrs={k: v for k, v in op.attrs.items() if k != "rescale_div"})
+        for runtime in ("eager", "cuda_graph"):
+            cfg = RuntimeConfig.parse(runtime)
+            with_div, without = expand(op, default, graph, cfg), expand(unmarked, default, graph, cfg)
+            assert len(with_div) == len(without) + 1
+            div = with_div[-1]
+            assert div["gpu_kind"] == GK_ELEMENTWISE and div["words_in"] == div["words_out"] == numel(op.output)
+            assert div["l2_words"] == numel(op.output) and div["l2_distance"] == 0  # it reads what the op just wrote
+        cfg = RuntimeConfig.parse("compiled")
+        assert len(expand(op, default, graph, cfg)) == len(expand(unmarked, default, graph, cfg))
+    # taming-transformers VQGANs (Chameleon's tokenizer, Muse's detokenizer) are not diffusers code
+    for name in ("chameleon_vq_decoder", "muse_detokenizer"):
+        assert not any(op.attrs.get("rescale_div") for op in workloads.build(name).ops())
+
+
+def test_memset_gap_is_charged_per_cudnn_attention_call_under_graph_replay_only():
+    graph = workloads.build("dit_xl2_transformer", resolution=256, batch=2)
+    arch = sim.load_arch("h200")
+    gpu = arch.gpu
+    assert gpu.graph_memset_gap_us > 0.5
+    ops = graph.ops()
+    launches = np.ones(len(ops))
+    calls = np.array([1.0 if op.kind is workloads.OpKind.ATTENTION else 0.0 for op in ops])
+    with_calls = host_model(ops, launches, gpu, RuntimeConfig.parse("cuda_graph"), None, calls)
+    without = host_model(ops, launches, gpu, RuntimeConfig.parse("cuda_graph"), None, None)
+    extra = with_calls.per_op_s - without.per_op_s
+    assert extra == pytest.approx(calls * gpu.graph_memset_gap_us * 1e-6)
+    eager = host_model(ops, launches, gpu, RuntimeConfig.parse("eager"), None, calls)
+    assert eager.per_op_s == pytest.approx(host_model(ops, launches, gpu, RuntimeConfig.parse("eager")).per_op_s)
+    # end to end: the cuDNN forward pays it once per attention call over the same model without it
+    base = sim.simulate(graph, arch, runtime="cuda_graph").latency_s
+    zero = sim.simulate(graph, sim.load_arch("h200", {"gpu": {"graph_memset_gap_us": 0.0}}), runtime="cuda_graph")
+    assert base - zero.latency_s == pytest.approx(28 * gpu.graph_memset_gap_us * 1e-6, rel=1e-6)
+
+
+def test_switch_data_function_switching_adds_no_gap_and_cudnn_calls_do():
+    """switch.csv: chains cycling through 1..8 kernel functions have the same gap per launch (within
+    0.1 us) at every size; cuDNN SDPA chains have ~1 us more per call than FlashAttention-2's."""
+    s = pd.read_csv(DATA / "switch" / "switch.csv", dtype={"shape": str})
+    g = s[~s.op.str.endswith("/eager")].copy()
+    g["gap"] = (g.time_us - g.kernel_us) / g.launches
+    sw = g[g.benchmark == "switch"]
+    for _, rows in sw.groupby("shape"):
+        assert rows.gap.max() - rows.gap.min() < 0.1
+    sd = g[g.benchmark == "sdpa"].copy()
+    sd["per_call"] = (sd.time_us - sd.kernel_us) / 24
+    for _, rows in sd.groupby("shape"):
+        per = rows.set_index("op").per_call
+        assert per["cudnn"] - per["flash"] > 0.8
+
+
+def test_switch_family_runs_on_the_cpu_harness(tmp_path):
+    pytest.importorskip("torch")
+    from sim.calibrate import main
+
+    assert main(["--out", str(tmp_path), "--families", "switch", "--device", "cpu", "--quick"]) == 0
+    rows = pd.read_csv(tmp_path / "switch.csv")
+    assert {"functions_1/eager", "functions_2/eager"} <= set(rows.op)
+    assert (rows[rows.benchmark == "switch"].launches == 8).all()
+
+
+def test_graph_profile_kernels_match_the_eager_profile():
+    """graph_profile/: the kernels inside a profiled graph replay take what they take eagerly (within 3%),
+    so the replay's excess over its kernels is device gaps."""
+    t = pd.read_csv(DATA / "graph_profile" / "forward_times.csv")
+    wide = t.pivot_table(index=["model", "attention"], columns="mode", values="time_ms")
+    assert len(wide) == 10
+    ratio = wide["graph_kernel_sum"] / wide["kernel_sum"]
+    assert ((ratio > 0.97) & (ratio < 1.01)).all()
+    assert (wide["graph"] > wide["graph_kernel_sum"]).all()
+
+
+@pytest.mark.torch
+def test_validate_forward_timeline_on_the_cpu(tmp_path):
+    pytest.importorskip("diffusers")
+    sys.path.insert(0, str(ROOT / "experiments" / "gpu"))
+    from validate_forward import main
+
+    assert main(["--out", str(tmp_path), "--device", "cpu", "--smoke", "--models", "dit_xl2", "--timeline",
+                 "--attentions", "fused"]) == 0  # fmt: skip
+    tl = pd.read_csv(tmp_path / "forward_timeline.csv")
+    times = pd.read_csv(tmp_path / "forward_times.csv")
+    n = int(times[times["mode"] == "kernel_sum"].kernels.iloc[0])
+    assert len(tl) == n and set(tl["mode"]) == {"eager"}
+    assert (tl.dur_us >= 0).all() and tl.idx.tolist() == list(range(n))
