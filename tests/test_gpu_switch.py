@@ -90,19 +90,35 @@ def test_memset_gap_is_charged_per_cudnn_attention_call_under_graph_replay_only(
 
 
 def test_switch_data_function_switching_adds_no_gap_and_cudnn_calls_do():
-    """switch.csv: chains cycling through 1..8 kernel functions have the same gap per launch (within
-    0.1 us) at every size; cuDNN SDPA chains have ~1 us more per call than FlashAttention-2's."""
+    """switch.csv (two runs): chains cycling through 1..8 kernel functions have the same median gap per
+    launch over the sizes (within 0.06 us); cuDNN SDPA chains have ~1 us more per call than
+    FlashAttention-2's."""
+    for name in ("switch.csv", "switch_first.csv"):
+        s = pd.read_csv(DATA / "switch" / name, dtype={"shape": str})
+        g = s[~s.op.str.endswith("/eager")].copy()
+        g["gap"] = (g.time_us - g.kernel_us) / g.launches
+        by_f = g[g.benchmark == "switch"].groupby("op").gap.median()
+        assert len(by_f) == 4 and by_f.max() - by_f.min() < 0.06 and (by_f < 0.3).all()
+        sd = g[g.benchmark == "sdpa"].copy()
+        sd["per_call"] = (sd.time_us - sd.kernel_us) / 24
+        for _, rows in sd.groupby("shape"):
+            per = rows.set_index("op").per_call
+            assert per["cudnn"] - per["flash"] > 0.8
+
+
+def test_launch_chains_a_replay_from_idle_pays_the_host_launch():
+    """switch.csv launch rows: a replay started from an idle GPU takes the back-to-back replay time plus
+    the host time of its replay() call (within 15%, median 5%), and that host time grows with the graph's nodes."""
     s = pd.read_csv(DATA / "switch" / "switch.csv", dtype={"shape": str})
-    g = s[~s.op.str.endswith("/eager")].copy()
-    g["gap"] = (g.time_us - g.kernel_us) / g.launches
-    sw = g[g.benchmark == "switch"]
-    for _, rows in sw.groupby("shape"):
-        assert rows.gap.max() - rows.gap.min() < 0.1
-    sd = g[g.benchmark == "sdpa"].copy()
-    sd["per_call"] = (sd.time_us - sd.kernel_us) / 24
-    for _, rows in sd.groupby("shape"):
-        per = rows.set_index("op").per_call
-        assert per["cudnn"] - per["flash"] > 0.8
+    lr = s[s.benchmark == "launch"].copy()
+    lr["kind"] = lr.op.str.split("/").str[1].fillna("back_to_back")
+    wide = lr.pivot_table(index="shape", columns="kind", values="time_us")
+    assert len(wide) == 12
+    excess = wide["synced"] - wide["back_to_back"]
+    assert ((excess / wide["host"] - 1).abs() < 0.15).all() and ((excess / wide["host"] - 1).abs().median() < 0.05)
+    nodes = wide.index.str.split("x").str[0].astype(int)
+    per_node = wide["host"] / nodes
+    assert ((per_node[nodes >= 1200] > 0.25) & (per_node[nodes >= 1200] < 0.6)).all()
 
 
 def test_switch_family_runs_on_the_cpu_harness(tmp_path):
@@ -139,3 +155,18 @@ def test_validate_forward_timeline_on_the_cpu(tmp_path):
     n = int(times[times["mode"] == "kernel_sum"].kernels.iloc[0])
     assert len(tl) == n and set(tl["mode"]) == {"eager"}
     assert (tl.dur_us >= 0).all() and tl.idx.tolist() == list(range(n))
+
+
+def test_published_validation_reproduces_its_committed_report_and_back_to_back_rows_are_within_10pct(tmp_path):
+    sys.path.insert(0, str(ROOT / "experiments" / "gpu"))
+    from validate_h200 import main
+
+    assert main(["--out", str(tmp_path)]) == 0
+    assert (tmp_path / "gpu_validation.md").read_text() == (ROOT / "experiments" / "results" / "gpu_validation.md").read_text()
+    t = pd.read_csv(tmp_path / "gpu_validation.csv")
+    rows = t[t.kind == "forward_ms"]
+    assert len(rows) == 12 and (rows.error_b2b_pct.abs() <= 10).all()
+    # back to back never slower than the single replays of the same run (the launch is hidden, not added)
+    assert (rows.back_to_back_ms <= rows.measured_run4_ms * 1.001).all()
+    shares = t[t.kind == "class_share"]
+    assert (shares.error_points.abs() <= 5).all()

@@ -365,6 +365,28 @@ def profile_graph(run: Any, graph: Any, replays: int = 3) -> dict[str, Any]:
     }
 
 
+def replay_variants(run: Any, graph: Any, reps: int = 10) -> dict[str, float]:
+    """How a replay's time splits between launch and device: `back_to_back_ms`, CUDA-event time per
+    replay of `reps` replays launched back to back (each launch overlaps the replay before it), and
+    `launch_host_us`, the median host time of one `graph.replay()` call (the GPU idle before it)."""
+    torch = run.torch
+    run.sync()
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    for _ in range(reps):
+        graph.replay()
+    b.record()
+    b.synchronize()
+    host = []
+    for _ in range(reps):
+        run.sync()
+        t = time.perf_counter()
+        graph.replay()
+        host.append((time.perf_counter() - t) * 1e6)
+    run.sync()
+    return {"back_to_back_ms": a.elapsed_time(b) / reps, "launch_host_us": sorted(host)[len(host) // 2]}
+
+
 def timeline_rows(model: str, attention: str, mode: str, events: list[tuple[str, float, float]]) -> list[dict]:
     """Timeline rows (start relative to the first kernel; gap = next start - this end)."""
     t0 = events[0][1] if events else 0.0

@@ -66,6 +66,7 @@ from forward_profile import (
     profile_graph,
     reclassify,
     record_profile,
+    replay_variants,
     timeline_rows,
 )
 
@@ -356,7 +357,12 @@ def run_diffusion(run: Run, case: Case, args: argparse.Namespace) -> None:
                     raise TimeoutError(f"graph replays need ~{est * 14 / 1e3:.0f} s, {run.left():.0f} s left")
                 reps = int(min(20, max(10, 2000 / max(est or 1.0, 1e-3))))
                 gprof: dict[str, Any] = {}
-                g = time_graph(run, fwd, reps, after=lambda graph: gprof.update(profile_graph(run, graph)))
+
+                def after(graph: Any) -> None:
+                    gprof.update(profile_graph(run, graph))
+                    gprof.update(replay_variants(run, graph))
+
+                g = time_graph(run, fwd, reps, after=after)
                 run.write(
                     "forward_times",
                     TIMES_COLUMNS,
@@ -389,7 +395,19 @@ def record_graph_profile(
     for mode, val, note in (
         ("graph_kernel_sum", prof["kernel_sum_us"] / 1e3, "sum of kernel durations inside one profiled graph replay"),
         ("graph_span", prof["span_us"] / 1e3, "first kernel start to last kernel end, one profiled graph replay"),
+        (
+            "graph_back_to_back",
+            prof.get("back_to_back_ms"),
+            "CUDA events around 10 replays launched back to back, per replay",
+        ),
+        (
+            "graph_launch_host",
+            (prof.get("launch_host_us") or 0) / 1e3,
+            "host time of one graph.replay() call (median of 10)",
+        ),
     ):
+        if val is None:
+            continue
         run.write("forward_times", TIMES_COLUMNS, {"model": label, "attention": attention, "mode": mode, "time_ms": val,
                                                    "kernels": prof["launches"], "batch": batch, "reps": 1, "note": note})  # fmt: skip
     for row in sorted(prof["rows"], key=lambda r: -r["time_us"]):

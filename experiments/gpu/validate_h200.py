@@ -63,10 +63,16 @@ def _shares(result: sim.Result) -> dict[str, float]:
     return {c: float(by.get(c, 0.0) / by.sum()) for c in CLASSES}
 
 
+def _graph_ms(times: pd.DataFrame, model: str, attention: str, mode: str) -> float:
+    pick = (times.model == model) & (times.attention == attention) & (times["mode"] == mode)
+    return float(times[pick].time_ms.iloc[0])
+
+
 def validate(runtime: str = "cuda_graph") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(per-model times, per-class shares, decode idle) of ttvsim vs the measurements."""
     times = pd.read_csv(DATA / "forward_times.csv")
     times2 = pd.read_csv(DATA / "run2" / "forward_times.csv")
+    times4 = pd.read_csv(DATA / "run4" / "forward_times.csv")
     classes = pd.read_csv(DATA / "forward_op_classes.csv")
     arch = sim.load_arch("h200")
     rows, share_rows = [], []
@@ -77,14 +83,12 @@ def validate(runtime: str = "cuda_graph") -> tuple[pd.DataFrame, pd.DataFrame, d
             result = simulator.run(arch, attention=attention, runtime=runtime)
             pick = (times.model == measured) & (times.attention == attention) & (times["mode"] == "graph")
             ms = float(times[pick].time_ms.iloc[0])
-            ms2 = float(
-                times2[
-                    (times2.model == measured) & (times2.attention == attention) & (times2["mode"] == "graph")
-                ].time_ms.iloc[0]
-            )
+            ms2, ms4, b2b = (_graph_ms(t, measured, attention, mode) for t, mode in
+                             ((times2, "graph"), (times4, "graph"), (times4, "graph_back_to_back")))  # fmt: skip
             ours = result.latency_s * 1e3
             rows.append({"model": measured, "ttvsim_model": model, "attention": attention, "measured_ms": ms,
-                         "measured_run2_ms": ms2, "ttvsim_ms": ours, "error_pct": 100 * (ours / ms - 1)})  # fmt: skip
+                         "measured_run2_ms": ms2, "measured_run4_ms": ms4, "back_to_back_ms": b2b, "ttvsim_ms": ours,
+                         "error_pct": 100 * (ours / ms - 1), "error_b2b_pct": 100 * (ours / b2b - 1)})  # fmt: skip
             meas = classes[
                 (classes.model == measured) & (classes.attention == attention) & (classes.basis == "aten_op")
             ]
@@ -109,20 +113,33 @@ def report(times: pd.DataFrame, shares: pd.DataFrame, idle: dict, runtime: str) 
         "",
         f'`python experiments/gpu/validate_h200.py` — `h200` preset, `runtime="{runtime}"` (NCHW convs; fused = cuDNN '
         "SDPA, unfused = diffusers' baddbmm/softmax/bmm), fp16, against `arch_configs/calibration/h200/` "
-        "(CUDA-graph replay, run 1; run 2 for spread). GPU constants come from the microbenchmarks only "
+        "(CUDA-graph replay, run 1; runs 2 and 4 for spread). GPU constants come from the microbenchmarks only "
         "(`experiments/gpu/derive_constants.py`).",
         "",
-        "| model | attention | measured ms (run 1 / run 2) | ttvsim ms | error |",
-        "|---|---|---|---|---|",
+        "Two replay timings: a single replay started from an idle GPU (CUDA events around `replay()` then "
+        "synchronize; runs 1, 2, 4) and replays launched back to back (events around 10 consecutive replays, per "
+        "replay; run 4), as a denoising loop runs them. ttvsim's `cuda_graph` runtime models the back-to-back "
+        "regime (the host's launch hidden but `graph_launch_us` per replay). A single replay also waits for a "
+        "variable part of the graph's host launch (0.3-0.7 us per node on this machine: `switch/` launch rows, run 4 "
+        "`graph_launch_host`; 0.6-0.8 ms for DiT-XL/2's 1,182-1,322 nodes), which is why DiT-XL/2's unfused "
+        "single replays vary from 5.00 to 5.46 ms across machine starts while its back-to-back time stays at 4.77-4.80.",
+        "",
+        "| model | attention | single replay ms (run 1 / 2 / 4) | back to back ms (run 4) | ttvsim ms | error vs run 1 | "
+        "error vs back to back |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in times.itertuples():
         lines.append(
-            f"| {r.model} | {r.attention} | {r.measured_ms:.2f} / {r.measured_run2_ms:.2f} | {r.ttvsim_ms:.2f} | {r.error_pct:+.1f}% |"
+            f"| {r.model} | {r.attention} | {r.measured_ms:.2f} / {r.measured_run2_ms:.2f} / {r.measured_run4_ms:.2f} "
+            f"| {r.back_to_back_ms:.2f} | {r.ttvsim_ms:.2f} | {r.error_pct:+.1f}% | {r.error_b2b_pct:+.1f}% |"
         )
     within = (times.error_pct.abs() <= 10).sum()
+    within_b2b = (times.error_b2b_pct.abs() <= 10).sum()
     lines += [
         "",
-        f"{within} of {len(times)} model rows within 10%; mean |error| {times.error_pct.abs().mean():.1f}%.",
+        f"{within} of {len(times)} model rows within 10% of run 1's single replays (mean |error| "
+        f"{times.error_pct.abs().mean():.1f}%); {within_b2b} of {len(times)} within 10% of the back-to-back replays "
+        f"(mean |error| {times.error_b2b_pct.abs().mean():.1f}%, largest {times.error_b2b_pct.abs().max():.1f}%).",
         "",
     ]
     lines += ["## Op-class shares of kernel time (measured by launching aten op | ttvsim | points)", ""]

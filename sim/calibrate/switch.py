@@ -10,6 +10,9 @@ repeated kernel (`chains.py`); a forward's consecutive kernels are almost always
   sdpa       24 dependent F.scaled_dot_product_attention calls per chain at DiT-XL/2's shape
              (2 x 16 heads x 256 tokens x 72) and SD 1.5's 32^2 level, cuDNN (a memset node + its
              kernel per call) vs FlashAttention-2 (one kernel), each followed by a residual add
+  launch     graphs of 48..2400 dependent adds (2^12, 2^20, 2^22 elements): replays launched back to
+             back (`op` nN, as every chain here), one replay from an idle GPU (nN/synced: the forward
+             validation's timing), and the host time of one replay() call (nN/host)
 
 Rows as `chains.py` (graph replay time by CUDA events + the profiled kernels of the same replay,
 and the eager twin). bytes/flops are per chain.
@@ -33,8 +36,8 @@ SDPA_SHAPES = ((2, 16, 256, 72), (2, 8, 1024, 80))  # batch, heads, tokens, head
 def run(ctx: Context) -> None:
     if not ctx.cuda:
         ctx.log("switch: CPU device, eager chains only")
-    if _switch(ctx):
-        _sdpa(ctx)
+    if _switch(ctx) and _sdpa(ctx):
+        _launch(ctx)
 
 
 def _switch(ctx: Context) -> bool:
@@ -87,6 +90,54 @@ def _sdpa(ctx: Context) -> bool:
                                                             family=FAMILY))  # fmt: skip
 
     return _sweep(ctx, "switch sdpa", [(1, 2, 16, 64)] if ctx.quick else list(SDPA_SHAPES), body)
+
+
+def _launch(ctx: Context) -> bool:
+    torch = ctx.torch
+    import statistics
+    import time
+
+    from ._bench import capture_graph
+    from .scaling import COLUMNS
+
+    def body(n_k: int, n: int) -> None:
+        x = torch.randn(n, device=ctx.device, dtype=ctx.dtype)
+
+        def chain() -> Any:
+            z = x
+            for _ in range(n_k):
+                z = z + x
+            return z
+
+        shape, nbytes = f"{n_k}x{n}", 3.0 * n * x.element_size() * n_k
+        chain_row(ctx, "launch", f"n{n_k}", shape, nbytes, 0.0, chain, family=FAMILY)
+        if not ctx.cuda:
+            return
+        graph = capture_graph(torch, chain)
+        synced, host = [], []
+        for _ in range(10):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            a.record()
+            t = time.perf_counter()
+            graph.replay()
+            host.append((time.perf_counter() - t) * 1e6)
+            b.record()
+            b.synchronize()
+            synced.append(a.elapsed_time(b) * 1e3)
+        base = {"benchmark": "launch", "shape": shape, "dtype": ctx.dtype_name, "bytes": nbytes}
+        ctx.write(
+            FAMILY,
+            COLUMNS,
+            {**base, "op": f"n{n_k}/synced", "time_us": statistics.median(synced), "min_us": min(synced)},
+        )
+        ctx.write(
+            FAMILY, COLUMNS, {**base, "op": f"n{n_k}/host", "time_us": statistics.median(host), "min_us": min(host)}
+        )
+        del graph
+
+    cases = [(k, n) for n in (1 << 12, 1 << 20, 1 << 22) for k in (48, 240, 1200, 2400)]
+    return _sweep(ctx, "switch launch", [(8, 4096)] if ctx.quick else cases, body)
 
 
 __all__ = ["run"]
