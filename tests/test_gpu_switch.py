@@ -165,8 +165,35 @@ def test_published_validation_reproduces_its_committed_report_and_back_to_back_r
     assert (tmp_path / "gpu_validation.md").read_text() == (ROOT / "experiments" / "results" / "gpu_validation.md").read_text()
     t = pd.read_csv(tmp_path / "gpu_validation.csv")
     rows = t[t.kind == "forward_ms"]
-    assert len(rows) == 12 and (rows.error_b2b_pct.abs() <= 10).all()
+    assert len(rows) == 12 and (rows.error_b2b_pct.abs() <= 10).all() and (rows.error_from_idle_pct.abs() <= 10).all()
+    # a replay from idle waits for the host launch: never faster than back to back
+    assert (rows.ttvsim_from_idle_ms > rows.ttvsim_ms).all()
     # back to back never slower than the single replays of the same run (the launch is hidden, not added)
     assert (rows.back_to_back_ms <= rows.measured_run4_ms * 1.001).all()
     shares = t[t.kind == "class_share"]
     assert (shares.error_points.abs() <= 5).all()
+
+
+def test_replay_from_idle_adds_the_host_launch_of_every_node():
+    graph = workloads.build("dit_xl2_transformer", resolution=256, batch=2)
+    arch = sim.load_arch("h200")
+    back = sim.simulate(graph, arch, runtime="cuda_graph")
+    idle = sim.simulate(graph, arch, runtime={"mode": "cuda_graph", "replay": "from_idle"})
+    nodes = float(back.kernels["repeat"].sum()) + 28  # kernel rows + cuDNN's memset launches (one per SDPA call)
+    assert idle.latency_s - back.latency_s == pytest.approx(nodes * arch.gpu.graph_node_launch_us * 1e-6, rel=1e-9)
+    assert (idle.ops["compute_cycles"].to_numpy() == back.ops["compute_cycles"].to_numpy()).all()  # device work unchanged
+    with pytest.raises(workloads.InputError, match=r"runtime\.replay: replay 'from_idle' needs a graph mode"):
+        sim.simulate(graph, arch, runtime={"mode": "eager", "replay": "from_idle"})
+    with pytest.raises(workloads.InputError, match="expected one of: back_to_back, from_idle"):
+        sim.simulate(graph, arch, runtime={"mode": "cuda_graph", "replay": "sometimes"})
+
+
+def test_replay_error_in_an_experiment_names_the_file_and_key(tmp_path, capsys):
+    from sim.experiment.cli import main
+
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: rt\nworkload: {model: dit_xl2_transformer, options: {resolution: 256, batch: 2}}\n"
+                    "arch: h200\nruntime: {mode: eager, replay: from_idle}\n")  # fmt: skip
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{path}: runtime.replay: replay 'from_idle' needs a graph mode" in err[0]

@@ -121,7 +121,7 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
     out.update(_plan_build(d / "holdout" / "llama_growing" / "host_profile" / "decode_host_ops.csv"))
     out.update(_gemm_sweep(d, ev))
     out.update(_chains(d / "chains" / "chains.csv", floor, out["elementwise_gbs"][0]))
-    out.update(_memset_gap(d / "switch" / "switch.csv", out["graph_gap_us"][0]))
+    out.update(_switch(d / "switch" / "switch.csv", out["graph_gap_us"][0]))
 
     # fused attention: MMA efficiency per backend, exp (SFU) ceiling, per-wave cost of a one-tile sequence
     for key, name in (("cudnn", "default"), ("flash2", "flash"), ("efficient", "efficient")):
@@ -184,9 +184,13 @@ def _chains(path: Path, floor: float, elementwise_gbs: float) -> dict[str, tuple
         alone = lin.loc[(shape, "alone")]
         if alone.launches != CHAIN_STEPS * len(dims):  # split-K reductions: not one GEMM kernel per linear
             continue
-        extra_gap.append(float(gap[(graph.benchmark == "linear") & (graph["shape"] == shape) & (graph.op == "alone")].iloc[0]))
+        extra_gap.append(
+            float(gap[(graph.benchmark == "linear") & (graph["shape"] == shape) & (graph.op == "alone")].iloc[0])
+        )
         ctx = (lin.loc[(shape, "block")].kernel_us - lin.loc[(shape, "block_pointwise")].kernel_us) / CHAIN_STEPS
-        model = sum(_model_us({"m": np.array([m]), "k": np.array([i]), "n": np.array([o])}, GK_GEMM)[0] for i, o in dims)
+        model = sum(
+            _model_us({"m": np.array([m]), "k": np.array([i]), "n": np.array([o])}, GK_GEMM)[0] for i, o in dims
+        )
         bias.append((ctx - model) / len(dims))
     out["graph_gemm_gap_us"] = (round(float(np.median(extra_gap)) - g_gap, 2),
                                 f"chains.csv linear alone ({len(extra_gap)} shapes, one GEMM kernel per linear): "
@@ -216,6 +220,7 @@ def _chains(path: Path, floor: float, elementwise_gbs: float) -> dict[str, tuple
 def chain_kernel_us(frame: pd.DataFrame, steps: int = CHAIN_STEPS) -> pd.Series:
     """Profiled time per chain step of a chain's own kernels (`kernels` column: name=time pairs),
     leaving out memcpy kernels (reuse.csv's eviction copy)."""
+
     def own(kernels: str) -> float:
         pairs = (item.rpartition("=") for item in str(kernels).split(";"))
         return sum(float(t.removesuffix("us")) for name, _, t in pairs if not name.lower().startswith("memcpy"))
@@ -260,13 +265,17 @@ def _chains_small(c: pd.DataFrame, graph: pd.DataFrame, elementwise_gbs: float) 
     per_kernel = add.kernel_us.to_numpy(float)[fits] / CHAIN_STEPS
     writes_us = 2.0 * n[fits] / (elementwise_gbs * 1e3)
     floor, per_byte = _fit(4.0 * n[fits], per_kernel - writes_us)
-    why = (f"chains.csv elementwise add/eager, 3 tensors within the L2 ({fits.sum()} rows): kernel - writes / "
-           "elementwise rate")
+    why = (
+        f"chains.csv elementwise add/eager, 3 tensors within the L2 ({fits.sum()} rows): kernel - writes / "
+        "elementwise rate"
+    )
     out = {"l2_kernel_floor_us": (round(floor, 2), why + " = floor + reads / l2_read_gbs: intercept"),
            "l2_read_gbs": (round(1e-3 / per_byte), why + ": 1/slope")}  # fmt: skip
     eager = c[c.op.str.endswith("/eager")].assign(op=lambda f: f.op.str.removesuffix("/eager"))
     both = graph.merge(eager, on=["benchmark", "op", "shape"], suffixes=("", "_eager"))
-    small = (both.bytes / both.launches <= SMALL_OP_BYTES) & both.benchmark.isin(["elementwise", "broadcast", "layer_norm", "tiny"])
+    small = (both.bytes / both.launches <= SMALL_OP_BYTES) & both.benchmark.isin(
+        ["elementwise", "broadcast", "layer_norm", "tiny"]
+    )
     extra = (both.kernel_us - both.kernel_us_eager)[small] / both.launches[small]
     out["graph_small_kernel_us"] = (round(float(np.median(extra)), 2),
                                     f"chains.csv pointwise/norm/tiny chains of <= 1 MiB per kernel ({small.sum()} rows): "
@@ -444,7 +453,9 @@ def _transposes(ck: pd.DataFrame, regimes_csv: Path) -> dict[str, tuple[float, s
     for row in r[r.benchmark == "conv3d"].itertuples():
         b, c, f, h, w = map(float, row.shape.split("x"))
         times = {k.split("<")[0].split("::")[-1]: float(k.rsplit("=", 1)[1][:-2]) for k in row.kernels.split(";")}
-        rows.append(np.array([[2, 4.0 * (b * c * f * h * w + 3 * c * c), b * c + c * c], [1, 4.0 * b * c * f * h * w, b * c]]))
+        rows.append(
+            np.array([[2, 4.0 * (b * c * f * h * w + 3 * c * c), b * c + c * c], [1, 4.0 * b * c * f * h * w, b * c]])
+        )
         y.append(np.array([times["nchwToNhwcKernel"], times["nhwcToNchwKernel"]]))
     (_, s_b, s_r), *_ = np.linalg.lstsq(np.concatenate(rows), np.concatenate(y), rcond=None)
     why = ("conv_kernels.csv transposes + regimes.csv conv3d: time = launches x floor + bytes/bw + runs x row_ns "
@@ -522,17 +533,22 @@ def _scaling(path: Path, gemm_fixed_us: float, floor: float) -> dict[str, tuple[
     return out
 
 
-def _memset_gap(path: Path, graph_gap: float) -> dict[str, tuple[float, str]]:
-    """Extra graph-replay gap of a cuDNN SDPA call (its memset node): the cuDNN chains' gaps per call
-    (replay - profiled kernels, over the calls) less graph_gap_us per launch; the FlashAttention-2 twins
-    (no memset) come out at ~0 the same way (switch.csv)."""
+def _switch(path: Path, graph_gap: float) -> dict[str, tuple[float, str]]:
+    """From switch.csv: the extra graph-replay gap of a cuDNN SDPA call (its memset node): the cuDNN chains'
+    gaps per call (replay - profiled kernels, over the calls) less graph_gap_us per launch (the
+    FlashAttention-2 twins, no memset, come out at ~0 the same way); and the host's launch time per graph
+    node: slope of the host time of one replay() over the launch graphs' node counts (least squares)."""
     s = pd.read_csv(path, dtype={"shape": str})
     sd = s[(s.benchmark == "sdpa") & (s.op == "cudnn")]
     calls = sd.launches / 3  # memset, attention kernel, residual add per call
     extra = (sd.time_us - sd.kernel_us) / calls - 3 * graph_gap
+    host = s[(s.benchmark == "launch") & s.op.str.endswith("/host")]
+    _, per_node = _fit(host["shape"].str.split("x").str[0].astype(float).to_numpy(), host.time_us.to_numpy(float))
     return {"graph_memset_gap_us": (round(float(np.median(extra)), 2),
                                     f"switch.csv sdpa cudnn ({len(sd)} shapes): median (replay - kernels) per call "
-                                    "- 3 x graph_gap_us")}  # fmt: skip
+                                    "- 3 x graph_gap_us"),
+            "graph_node_launch_us": (round(per_node, 2), f"switch.csv launch /host ({len(host)} graphs of 48-2400 "
+                                     "nodes): slope of replay() host time over nodes")}  # fmt: skip
 
 
 def _plan_build(path: Path) -> dict[str, tuple[float, str]]:
@@ -575,7 +591,10 @@ def _dispatch(path: Path, floor: float) -> dict[str, tuple[float, str]]:
                 f"dispatch.csv {bench}, {dtype} rows of {w} (512 MiB or 1 GiB read + written): bytes / (kernel_us - floor)",
             )
     g = dp[(dp.benchmark == "gemm_fp32") & (dp.flops >= 2 * 2048.0**3)]
-    out["fp32_gemm_tflops"] = (round(float(g.tflops.median()), 1), "dispatch.csv gemm_fp32 (tf32 off), n >= 2048: median")
+    out["fp32_gemm_tflops"] = (
+        round(float(g.tflops.median()), 1),
+        "dispatch.csv gemm_fp32 (tf32 off), n >= 2048: median",
+    )
     return out
 
 

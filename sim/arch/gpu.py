@@ -2,7 +2,7 @@
 
 Read by `sim.cost.gpu` for kernels a runtime model (`sim.runtime`) tagged with a GPU kernel
 class; every constant is 0 by default (no GPU model: a `runtime=` on such an arch is an error).
-The `a100`/`h100`/`h200` presets fill it; the h200's values come from the H200 microbenchmarks in
+The `h100` and `h200` presets fill it (`a100` has none: no A100 was measured); the h200's values come from the H200 microbenchmarks in
 `arch_configs/calibration/h200/` (`python experiments/gpu/derive_constants.py` prints each value
 with its CSV rows; `tests/test_runtime.py` checks the preset against it), never from the
 end-to-end forwards.
@@ -65,8 +65,11 @@ class GpuConfig:
     )
     # -- GEMM --------------------------------------------------------------------------------
     gemm_tile: int = field(
-        default=128, metadata=doc("cuDNN's thread-block tile edge; tiles are tile x tile, tile x 2 tile, 2 tile x tile, "
-                                 "tile/2 x tile, tile x tile/2 (cuBLAS's tiles: sim.cost.gpu._tile)")
+        default=128,
+        metadata=doc(
+            "cuDNN's thread-block tile edge; tiles are tile x tile, tile x 2 tile, 2 tile x tile, "
+            "tile/2 x tile, tile x tile/2 (cuBLAS's tiles: sim.cost.gpu._tile)"
+        ),
     )
     gemm_efficiency: float = field(
         default=0.0,
@@ -74,18 +77,27 @@ class GpuConfig:
     )
     gemm_tile_overhead_k: float = field(
         default=0.0,
-        metadata=doc("a thread-block tile's prologue + epilogue (pipeline fill, output write), as main-loop K depth: "
-                     "a tile of depth K runs at gemm_efficiency x K / (K + this)", "elements", positive=False),  # fmt: skip
+        metadata=doc(
+            "a thread-block tile's prologue + epilogue (pipeline fill, output write), as main-loop K depth: "
+            "a tile of depth K runs at gemm_efficiency x K / (K + this)",
+            "elements",
+            positive=False,
+        ),  # fmt: skip
     )
     gemm_tile_feed_gbs: float = field(
         default=0.0,
-        metadata=doc("operand bytes per second fed into one SM's thread-block tile (its A and B slices per unit of "
-                     "K, from L2 through shared memory): a small tile runs below the mainloop MAC rate; 0: unlimited",
-                     "GB/s", positive=False),  # fmt: skip
+        metadata=doc(
+            "operand bytes per second fed into one SM's thread-block tile (its A and B slices per unit of "
+            "K, from L2 through shared memory): a small tile runs below the mainloop MAC rate; 0: unlimited",
+            "GB/s",
+            positive=False,
+        ),  # fmt: skip
     )
     gemm_read_gbs: float = field(
         default=0.0,
-        metadata=doc("DRAM read rate of a GEMM's compulsory operand traffic (weight streaming)", "GB/s", positive=False),
+        metadata=doc(
+            "DRAM read rate of a GEMM's compulsory operand traffic (weight streaming)", "GB/s", positive=False
+        ),
     )
     gemm_write_gbs: float = field(
         default=0.0, metadata=doc("DRAM write rate of a GEMM's output", "GB/s", positive=False)
@@ -97,19 +109,30 @@ class GpuConfig:
     gemm_fixed_us: float = field(default=0.0, metadata=doc("fixed GPU time of a GEMM kernel", "us", positive=False))
     gemm_bias_us: float = field(
         default=0.0,
-        metadata=doc("extra time of a linear GEMM with its bias fused in the epilogue, launched in a chain of dependent "
-                     "kernels (input just written by the previous kernel, bias read in the epilogue)", "us",
-                     positive=False),  # fmt: skip
+        metadata=doc(
+            "extra time of a linear GEMM with its bias fused in the epilogue, launched in a chain of dependent "
+            "kernels (input just written by the previous kernel, bias read in the epilogue)",
+            "us",
+            positive=False,
+        ),  # fmt: skip
     )
     gemm_unaligned_slowdown: float = field(
         default=0.0,
-        metadata=doc("time factor of a GEMM whose K or N is not a multiple of 8 (cuBLAS align1 kernels); 0: none",
-                     "x", positive=False),  # fmt: skip
+        metadata=doc(
+            "time factor of a GEMM whose K or N is not a multiple of 8 (cuBLAS align1 kernels); 0: none",
+            "x",
+            positive=False,
+        ),  # fmt: skip
     )
     sustained_tensor_ratio: float = field(
         default=0.0,
-        metadata=doc("tensor-core rate under sustained load (power cap) relative to the bursts the GEMM constants "
-                     "come from; 0: no derate", "x", positive=False, max=1),  # fmt: skip
+        metadata=doc(
+            "tensor-core rate under sustained load (power cap) relative to the bursts the GEMM constants "
+            "come from; 0: no derate",
+            "x",
+            positive=False,
+            max=1,
+        ),  # fmt: skip
     )
     gemm_split_k_min: int = field(
         default=128, metadata=doc("smallest K per split when split-K spreads too few tiles over the SMs")
@@ -125,36 +148,50 @@ class GpuConfig:
         default_factory=dict,
         metadata=_keyed(
             "softmax rate by row length (a row of w elements: the longest listed length <= w; unset: "
-            "bandwidth_gbs.softmax)", "GB/s", tuple(str(n) for n in SOFTMAX_ROW_LENGTHS),
+            "bandwidth_gbs.softmax)",
+            "GB/s",
+            tuple(str(n) for n in SOFTMAX_ROW_LENGTHS),
         ),
     )
     softmax_unaligned_row_gbs: dict[str, float] = field(
         default_factory=dict,
         metadata=_keyed(
             "fp16 softmax rate over rows whose bytes are not a multiple of 16, by row length (the longest listed "
-            "<= w; shorter rows and unset: softmax_row_gbs)", "GB/s", tuple(str(n) for n in SOFTMAX_UNALIGNED_ROW_LENGTHS),
+            "<= w; shorter rows and unset: softmax_row_gbs)",
+            "GB/s",
+            tuple(str(n) for n in SOFTMAX_UNALIGNED_ROW_LENGTHS),
         ),
     )
     softmax_fp32_row_gbs: dict[str, float] = field(
         default_factory=dict,
         metadata=_keyed(
             "fp32 softmax rate by row length (the longest listed <= w, the shortest for shorter rows; unset: "
-            "softmax_row_gbs)", "GB/s", tuple(str(n) for n in SOFTMAX_FP32_ROW_LENGTHS),
+            "softmax_row_gbs)",
+            "GB/s",
+            tuple(str(n) for n in SOFTMAX_FP32_ROW_LENGTHS),
         ),
     )
     cudnn_plan_us: float = _measured(
         "host time of cuDNN's fused attention building an execution plan for a shape it has not run (every call "
-        "of a decode step over a grown cache: attention with `kv_growing`), eager and compiled runtimes", "us")
+        "of a decode step over a grown cache: attention with `kv_growing`), eager and compiled runtimes",
+        "us",
+    )
     fp32_gemm_tflops: float = _measured(
         "rate of an fp32 GEMM on the CUDA cores (PyTorch's default allow_tf32=False: diffusers' upcast attention "
-        "scores); 0: the array's fp32 (TF32) rate", "TFLOP/s")
+        "scores); 0: the array's fp32 (TF32) rate",
+        "TFLOP/s",
+    )
     layernorm_row_ns: float = field(
         default=0.0, metadata=doc("LayerNorm time per row beyond its bytes", "ns", positive=False)
     )
     layernorm_block_us: float = field(
         default=0.0,
-        metadata=doc("latency of one LayerNorm row's thread block beyond its bytes (a kernel of few rows cannot hide "
-                     "it); 0: not modelled", "us", positive=False),  # fmt: skip
+        metadata=doc(
+            "latency of one LayerNorm row's thread block beyond its bytes (a kernel of few rows cannot hide "
+            "it); 0: not modelled",
+            "us",
+            positive=False,
+        ),  # fmt: skip
     )
     layernorm_block_gbs: float = field(
         default=0.0,
@@ -162,16 +199,21 @@ class GpuConfig:
     )
     l2_read_gbs: float = _measured(
         "read rate of an arithmetic pointwise/copy kernel's operands that recent kernels touched and the L2 still "
-        "holds (reuse distance + the kernel's bytes within global_buffer.size_kb); 0: not modelled", "GB/s")
+        "holds (reuse distance + the kernel's bytes within global_buffer.size_kb); 0: not modelled",
+        "GB/s",
+    )
     l2_kernel_floor_us: float = _measured(
-        "fixed time of such a kernel when all its inputs are L2-resident (no DRAM latency; else kernel_floor_us)", "us")
+        "fixed time of such a kernel when all its inputs are L2-resident (no DRAM latency; else kernel_floor_us)", "us"
+    )
     gather_latency_us: float = _measured(
         "extra fixed time of an indexed gather (embedding lookup) over a copy: the rows' load waits for the indices'",
-        "us")
+        "us",
+    )
     transpose_row_ns: float = field(
         default=0.0,
-        metadata=doc("NCHW<->NHWC transpose time per contiguous run (image x channel) beyond its bytes", "ns",
-                     positive=False),  # fmt: skip
+        metadata=doc(
+            "NCHW<->NHWC transpose time per contiguous run (image x channel) beyond its bytes", "ns", positive=False
+        ),  # fmt: skip
     )
     gn_block_gbs: float = field(
         default=0.0,
@@ -180,7 +222,9 @@ class GpuConfig:
     gn_block_us: float = _measured("latency of a GroupNorm statistics thread block beyond its bytes", "us")
     gn_block_far_gbs: float = _measured(
         "GroupNorm statistics rate of one thread block when the input exceeds gn_far_from_mb (a latency-bound "
-        "stream slows with the longer access latency of large tensors); 0: gn_block_gbs", "GB/s")
+        "stream slows with the longer access latency of large tensors); 0: gn_block_gbs",
+        "GB/s",
+    )
     gn_far_from_mb: float = _measured("input size from which GroupNorm statistics blocks run at gn_block_far_gbs", "MB")
     gn_stats_max_gbs: float = field(
         default=0.0, metadata=doc("GroupNorm statistics kernel rate with many blocks", "GB/s", positive=False)
@@ -204,8 +248,11 @@ class GpuConfig:
     )
     attention_fixed_us: dict[str, float] = field(
         default_factory=dict,
-        metadata=_keyed("fixed GPU time of a fused attention call (launch, prologue, epilogue, cuDNN's memset), "
-                        "by backend", "us", ATTENTION_BACKENDS),  # fmt: skip
+        metadata=_keyed(
+            "fixed GPU time of a fused attention call (launch, prologue, epilogue, cuDNN's memset), by backend",
+            "us",
+            ATTENTION_BACKENDS,
+        ),  # fmt: skip
     )
     attention_tile_q: dict[str, float] = field(
         default_factory=dict, metadata=_keyed("query rows per thread block, by backend", "rows", ATTENTION_BACKENDS)
@@ -230,15 +277,26 @@ class GpuConfig:
     )
     graph_gemm_gap_us: float = field(
         default=0.0,
-        metadata=doc("extra device gap of a GEMM kernel (linear, matmul) in a replayed CUDA graph", "us", positive=False),
+        metadata=doc(
+            "extra device gap of a GEMM kernel (linear, matmul) in a replayed CUDA graph", "us", positive=False
+        ),
     )
     graph_memset_gap_us: float = _measured(
         "extra device gap per cuDNN fused-attention call in a replayed CUDA graph (its memset node before the "
-        "kernel: switch/switch.csv cuDNN vs FlashAttention-2 chains)", "us")
+        "kernel: switch/switch.csv cuDNN vs FlashAttention-2 chains)",
+        "us",
+    )
     graph_small_kernel_us: float = _measured(
         "extra time of a small kernel (an op touching <= 1 MiB) replayed from a CUDA graph over the same kernel "
-        "launched eagerly (the memory-bound constants come from eager profiles)", "us")
+        "launched eagerly (the memory-bound constants come from eager profiles)",
+        "us",
+    )
     graph_launch_us: float = field(default=0.0, metadata=doc("host cost of one graph replay", "us", positive=False))
+    graph_node_launch_us: float = _measured(
+        "host time of a graph replay's launch per kernel node, which a replay started from an idle GPU waits for "
+        "(runtime replay: from_idle; switch/switch.csv launch rows)",
+        "us",
+    )
 
     def __post_init__(self) -> None:
         for name in ("bandwidth_gbs", "softmax_row_gbs", "softmax_unaligned_row_gbs", "softmax_fp32_row_gbs",

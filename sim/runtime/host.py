@@ -10,7 +10,9 @@
 - cuda_graph / compiled_graph: one replay per plan entry (`gpu.graph_launch_us`) and a gap of
   `gpu.graph_gap_us` per kernel on the device, `gpu.graph_gemm_gap_us` more per GEMM kernel (a
   linear or matmul: chains.csv, cuBLAS kernels in a dependent chain), `gpu.graph_memset_gap_us` more per
-  cuDNN fused-attention call (its memset node: switch.csv); each kernel of an op touching
+  cuDNN fused-attention call (its memset node: switch.csv); with `replay: from_idle` (each replay
+  started from an idle GPU) also the host's launch of every node, `gpu.graph_node_launch_us` (a replay
+  from idle = back to back + the host launch: switch.csv launch rows); each kernel of an op touching
   at most `SMALL_OP_BYTES` runs `gpu.graph_small_kernel_us` longer than launched eagerly (chains.csv
   twin rows: +0.1 us for kernels of few thread blocks, ~0 above a few MB), charged with the gap.
 """
@@ -76,6 +78,8 @@ def host_model(
         gemms = np.array([op.kind in GEMM_OPS for op in ops], dtype=np.float64) * np.minimum(launches, 1.0)
         small = np.array([op_bytes(op) <= SMALL_OP_BYTES for op in ops], dtype=np.float64)
         per_launch = gpu.graph_gap_us + small * gpu.graph_small_kernel_us
+        if config.replay == "from_idle":  # the device waits for the host's launch of every node
+            per_launch = per_launch + gpu.graph_node_launch_us
         memsets = np.zeros_like(launches) if cudnn_calls is None else np.asarray(cudnn_calls, dtype=np.float64)
         gap = (launches * per_launch + gemms * gpu.graph_gemm_gap_us + memsets * gpu.graph_memset_gap_us) * 1e-6
         return HostModel(gap, np.zeros_like(gap), gpu.graph_launch_us * 1e-6, asynchronous=False)
