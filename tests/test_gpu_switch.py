@@ -21,15 +21,8 @@ from workloads.ir import numel
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "arch_configs" / "calibration" / "h200"
-# profiled model name -> (zoo model, options), as experiments/gpu/validate_h200.py
-MODELS = {
-    "sd15_unet": ("sd15_unet", {"resolution": 512, "batch": 2}),
-    "sd15_vae_decoder": ("sd15_vae_decoder", {"resolution": 512, "batch": 1}),
-    "dit_xl2": ("dit_xl2_transformer", {"resolution": 256, "batch": 2}),
-    "pixart_alpha": ("pixart_alpha_transformer", {"resolution": 1024, "batch": 2}),
-    "modelscope_unet": ("modelscope_t2v_unet", {"resolution": 256, "frames": 16, "batch": 2}),
-    "cogvideox_2b": ("cogvideox_2b_transformer", {"resolution": 480, "frames": 49, "batch": 2}),
-}
+sys.path.insert(0, str(ROOT / "experiments" / "gpu"))
+from validate_h200 import MODELS  # noqa: E402  (profiled model name -> (zoo model, options))
 
 
 def _measured_divs(model: str) -> int:
@@ -145,7 +138,6 @@ def test_graph_profile_kernels_match_the_eager_profile():
 @pytest.mark.torch
 def test_validate_forward_timeline_on_the_cpu(tmp_path):
     pytest.importorskip("diffusers")
-    sys.path.insert(0, str(ROOT / "experiments" / "gpu"))
     from validate_forward import main
 
     assert main(["--out", str(tmp_path), "--device", "cpu", "--smoke", "--models", "dit_xl2", "--timeline",
@@ -158,11 +150,12 @@ def test_validate_forward_timeline_on_the_cpu(tmp_path):
 
 
 def test_published_validation_reproduces_its_committed_report_and_back_to_back_rows_are_within_10pct(tmp_path):
-    sys.path.insert(0, str(ROOT / "experiments" / "gpu"))
     from validate_h200 import main
 
     assert main(["--out", str(tmp_path)]) == 0
-    assert (tmp_path / "gpu_validation.md").read_text() == (ROOT / "experiments" / "results" / "gpu_validation.md").read_text()
+    assert (tmp_path / "gpu_validation.md").read_text() == (
+        ROOT / "experiments" / "results" / "gpu_validation.md"
+    ).read_text()
     t = pd.read_csv(tmp_path / "gpu_validation.csv")
     rows = t[t.kind == "forward_ms"]
     assert len(rows) == 12 and (rows.error_b2b_pct.abs() <= 10).all() and (rows.error_from_idle_pct.abs() <= 10).all()
@@ -181,7 +174,9 @@ def test_replay_from_idle_adds_the_host_launch_of_every_node():
     idle = sim.simulate(graph, arch, runtime={"mode": "cuda_graph", "replay": "from_idle"})
     nodes = float(back.kernels["repeat"].sum()) + 28  # kernel rows + cuDNN's memset launches (one per SDPA call)
     assert idle.latency_s - back.latency_s == pytest.approx(nodes * arch.gpu.graph_node_launch_us * 1e-6, rel=1e-9)
-    assert (idle.ops["compute_cycles"].to_numpy() == back.ops["compute_cycles"].to_numpy()).all()  # device work unchanged
+    assert (
+        idle.ops["compute_cycles"].to_numpy() == back.ops["compute_cycles"].to_numpy()
+    ).all()  # device work unchanged
     with pytest.raises(workloads.InputError, match=r"runtime\.replay: replay 'from_idle' needs a graph mode"):
         sim.simulate(graph, arch, runtime={"mode": "eager", "replay": "from_idle"})
     with pytest.raises(workloads.InputError, match="expected one of: back_to_back, from_idle"):

@@ -73,19 +73,24 @@ def _length(ctx: Context) -> int:
     return 4 if ctx.quick else LENGTH
 
 
+def add_chain(x: Any, n_k: int) -> Callable[[], Any]:
+    """`n_k` dependent adds `z = z + x` (each reads the add before it)."""
+
+    def chain() -> Any:
+        z = x
+        for _ in range(n_k):
+            z = z + x
+        return z
+
+    return chain
+
+
 def _elementwise(ctx: Context) -> bool:
     torch, n_k = ctx.torch, _length(ctx)
 
     def body(n: int) -> None:
         x = torch.randn(n, device=ctx.device, dtype=ctx.dtype)
-
-        def chain() -> Any:
-            z = x
-            for _ in range(n_k):
-                z = z + x
-            return z
-
-        chain_row(ctx, "elementwise", "add", str(n), 3.0 * n * x.element_size() * n_k, 0.0, chain)
+        chain_row(ctx, "elementwise", "add", str(n), 3.0 * n * x.element_size() * n_k, 0.0, add_chain(x, n_k))
 
     return _sweep(ctx, "chains elementwise", [(n,) for n in (EW_SIZES[:2] if ctx.quick else EW_SIZES)], body)
 
@@ -192,4 +197,4 @@ def _tiny(ctx: Context) -> bool:
     return _guard(ctx, "chains tiny", body)
 
 
-__all__ = ["COLUMNS", "chain_row", "run"]
+__all__ = ["COLUMNS", "add_chain", "chain_row", "run"]

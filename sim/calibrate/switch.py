@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._bench import Context
-from .chains import chain_row
+from .chains import add_chain, chain_row
 from .scaling import _guard, _sweep
 
 FAMILY = "switch"
@@ -102,13 +102,7 @@ def _launch(ctx: Context) -> bool:
 
     def body(n_k: int, n: int) -> None:
         x = torch.randn(n, device=ctx.device, dtype=ctx.dtype)
-
-        def chain() -> Any:
-            z = x
-            for _ in range(n_k):
-                z = z + x
-            return z
-
+        chain = add_chain(x, n_k)
         shape, nbytes = f"{n_k}x{n}", 3.0 * n * x.element_size() * n_k
         chain_row(ctx, "launch", f"n{n_k}", shape, nbytes, 0.0, chain, family=FAMILY)
         if not ctx.cuda:
