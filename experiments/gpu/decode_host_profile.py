@@ -65,12 +65,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.device.startswith("cuda"):
                 mem1 = torch.cuda.memory_stats()
                 seg = (mem1["segment.all.allocated"] - mem0["segment.all.allocated"]) / args.steps
-                print(f"  {variant}: cudaMalloc'd segments per step {seg:.1f}, "
-                      f"reserved {mem1['reserved_bytes.all.current'] / 2**30:.1f} GiB")
+                print(
+                    f"  {variant}: cudaMalloc'd segments per step {seg:.1f}, "
+                    f"reserved {mem1['reserved_bytes.all.current'] / 2**30:.1f} GiB"
+                )
         table = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
         print(f"== {variant}: {wall:.1f} ms per profiled step")
         for e in table[:12]:
-            print(f"  {e.key[:60]:60s} calls {e.count / args.steps:7.1f}  self {e.self_cpu_time_total / args.steps / 1e3:8.2f} ms")
+            print(
+                f"  {e.key[:60]:60s} calls {e.count / args.steps:7.1f}  self {e.self_cpu_time_total / args.steps / 1e3:8.2f} ms"
+            )
         for e in table:
             rows.append({"variant": variant, "op": e.key, "calls": e.count / args.steps,
                          "self_cpu_us": e.self_cpu_time_total / args.steps, "cpu_total_us": e.cpu_time_total / args.steps,

@@ -41,10 +41,8 @@ Each model runs inside try/except; memory is freed between models; --budget-s st
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import gc
-import math
 import os
 import statistics
 import sys
@@ -55,7 +53,7 @@ from dataclasses import replace
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from forward_models import MODELS, Case, build, build_llama, parse_case, sized
+from forward_models import MODELS, Case, build, build_llama, parse_case, patched_sdpa, set_attention, sized
 from forward_profile import (
     GRAPH_KERNEL_COLUMNS,
     TIMELINE_COLUMNS,
@@ -179,56 +177,6 @@ def time_graph(run: Run, fwd: Callable[[], Any], reps: int, after: Callable[[Any
 CHANNELS_LAST = False  # --channels-last: 4-D weights and inputs in NHWC (conv models only)
 
 
-@contextlib.contextmanager
-def _patched_sdpa(torch: Any):
-    F = torch.nn.functional
-    orig = F.scaled_dot_product_attention
-    F.scaled_dot_product_attention = unfused_sdpa
-    try:
-        yield
-    finally:
-        F.scaled_dot_product_attention = orig
-
-
-def unfused_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **_):
-    """The classic diffusers path (Attention.get_attention_scores + bmm) as an SDPA stand-in:
-    baddbmm(beta=0) -> softmax -> bmm over [batch*heads, seq, dim]."""
-    import torch
-
-    *lead, sq, d = query.shape
-    skv, dv = key.shape[-2], value.shape[-1]
-    q, k, v = query.reshape(-1, sq, d), key.reshape(-1, skv, d), value.reshape(-1, skv, dv)
-    if attn_mask is None:
-        base, beta = torch.empty(q.shape[0], sq, skv, dtype=q.dtype, device=q.device), 0
-    else:
-        base, beta = attn_mask.expand(*lead, sq, skv).reshape(-1, sq, skv), 1
-    scores = torch.baddbmm(base, q, k.transpose(-1, -2), beta=beta, alpha=scale or 1.0 / math.sqrt(d))
-    del base
-    probs = scores.softmax(dim=-1)
-    del scores
-    return torch.bmm(probs, v).reshape(*lead, sq, dv)
-
-
-def _attention_modules(model: Any) -> list[Any]:
-    """diffusers `Attention` modules (anything with a processor and set_processor)."""
-    return [m for m in model.modules() if hasattr(m, "set_processor") and hasattr(m, "processor")]
-
-
-def set_attention(model: Any, name: str, attention: str) -> tuple[str | None, str]:
-    """Switch the model's attention processors; returns ("patch" or None, a note)."""
-    from diffusers.models.attention_processor import AttnProcessor
-
-    mods = _attention_modules(model)
-    procs = sorted({type(m.processor).__name__ for m in mods})
-    if attention == "fused":
-        return None, f"{len(mods)} attention modules, default processors: " + "/".join(procs)
-    if name == "cogvideox_2b":
-        return "patch", f"{len(mods)} x {'/'.join(procs)} with SDPA -> baddbmm/softmax/bmm"
-    for m in mods:
-        m.set_processor(AttnProcessor())
-    return None, f"{len(mods)} attention modules -> diffusers AttnProcessor (baddbmm/softmax/bmm)"
-
-
 def run_diffusion(run: Run, case: Case, args: argparse.Namespace) -> None:
     torch = run.torch
     name = case.name
@@ -249,7 +197,7 @@ def run_diffusion(run: Run, case: Case, args: argparse.Namespace) -> None:
                 if patch == "patch":
 
                     def fwd(f=fwd_raw):
-                        with torch.no_grad(), _patched_sdpa(torch):
+                        with torch.no_grad(), patched_sdpa(torch):
                             return f()
                 else:
 
