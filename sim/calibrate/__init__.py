@@ -27,6 +27,8 @@ Families (each writes a tidy CSV into DIR; a failing benchmark is logged and ski
              contiguous vs a cropped cache
   switch     graph-replay gaps when consecutive kernels are different functions (pointwise    switch.csv
              chains cycling through 1-8 kernels by size), and around cuDNN SDPA's memset node
+  sdpa       cuDNN and FlashAttention-2 SDPA kernels timed by the profiler in graph-replay    sdpa.csv
+             chains over sequence length, head dim and batch x heads
 
 then `calibration.yaml`, the derived constants with the rows each comes from, and `log.txt`.
 Needs PyTorch with CUDA: without either it prints one line and exits 2. `--device cpu` runs the
@@ -41,11 +43,11 @@ import os
 import sys
 
 FAMILIES = ("host", "gemm", "groupnorm", "memory", "conv", "attention", "scaling", "regimes", "chains", "reuse", "unfused", "dispatch",
-            "switch")
+            "switch", "sdpa")
 # Share of the remaining budget each family may use when it starts (in FAMILIES order).
 SHARES = {"host": 0.06, "gemm": 0.16, "groupnorm": 0.12, "memory": 0.3, "conv": 0.45, "attention": 0.75, "scaling": 0.8,
           "regimes": 0.9, "chains": 0.95, "reuse": 0.97, "unfused": 0.98, "dispatch": 0.99,
-          "switch": 1.0}
+          "switch": 0.99, "sdpa": 1.0}
 
 __all__ = ["FAMILIES", "main"]
 
