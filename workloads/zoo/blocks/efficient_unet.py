@@ -150,7 +150,7 @@ class _Level:
             with b.scope("resnets", j):
                 x = resnet_block2d(
                     b, x, block.channels, self.emb, groups=cfg.groups, act=cfg.act, scale_shift=True,
-                    shortcut=True, output_scale=cfg.skip_scale,
+                    shortcut=True, output_scale=cfg.skip_scale, diffusers=False,
                 )
         if block.self_attention or block.text_cross_attention:
             x = added_kv_attention(

@@ -131,11 +131,13 @@ def resnet_block2d(
     resample: str | None = None,
     shortcut: bool | None = None,
     output_scale: float = 1.0,
+    diffusers: bool = True,
 ) -> Tensor:
     """diffusers `ResnetBlock2D`: norm1, act, [up/down both branches], conv1, embedding
     (added, or scale-shift of norm2), norm2, act, conv2, 1x1 `conv_shortcut` (when the channels
     change, or always with `shortcut=True`), residual add (then a multiply by `output_scale`
-    when it is not 1, e.g. the Efficient U-Net's 1/sqrt(2)).
+    when it is not 1, e.g. the Efficient U-Net's 1/sqrt(2)). `diffusers=False`: the block outside
+    diffusers (the Efficient U-Net), which does not divide by a unit factor.
 
     `resample` "down" is a 2x2 average pool, "up" a 2x nearest upsample, of both the input
     and the hidden branch (BigGAN-style resampling inside the residual block).
@@ -164,7 +166,11 @@ def resnet_block2d(
     if shortcut or (shortcut is None and in_ch != out_ch):
         x = b.conv("conv_shortcut", x, out_ch, 1, padding=0)
     out = b.add("residual_add", x, y)
-    return out if output_scale == 1 else b.elementwise("output_scale", [out], "mul")
+    if output_scale != 1:
+        return b.elementwise("output_scale", [out], "mul")
+    if diffusers:  # diffusers divides by its unit output_scale_factor (`layers.mark_rescale_div`)
+        _blocks.mark_rescale_div(b, out)
+    return out
 
 
 def added_kv_attention(
