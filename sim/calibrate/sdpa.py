@@ -1,7 +1,8 @@
 """Fused attention kernels timed by the profiler inside CUDA-graph replay chains: 12 dependent
 F.scaled_dot_product_attention calls per chain (each call's output is the next call's q, k and v),
 cuDNN and FlashAttention-2 forced, over self-attention sequence lengths {64, 256, 1024, 4096} x head
-dims {64, 72, 128} x batch*heads {16, 32, 64, 128, 256, 1024, 4096} within a work cap.
+dims {64, 72, 128} x batch*heads {16, 32, 64, 128, 256, 1024, 4096} within a work cap, and sequences
+of 8192 and 17776 (head dims 64, 128; batch*heads 2, 8).
 
 `attention.csv` times single calls with CUDA events, whose ~5 us overhead dominates the short
 kernels of few thread-block waves (DiT-XL/2's 256-token attention, the temporal attention of video
@@ -24,15 +25,20 @@ SEQS = (64, 256, 1024, 4096)
 HEAD_DIMS = (64, 72, 128)
 BATCH_HEADS = (16, 32, 64, 128, 256, 1024, 4096)
 MAX_FLOPS = 2e12  # per chain
+# long sequences (a video DiT's full attention: CogVideoX-2B at 49 frames has 17,776 tokens), cap x 4
+LONG = tuple((s, d, bh) for s in (8192, 17776) for d in (64, 128) for bh in (2, 8))
 
 
 def cases(quick: bool) -> list[tuple[int, int, int]]:
     """(seq, head_dim, batch*heads) within the work cap."""
     if quick:
         return [(16, 64, 2)]
-    return [
-        (s, d, bh) for s in SEQS for d in HEAD_DIMS for bh in BATCH_HEADS if 4.0 * bh * s * s * d * LENGTH <= MAX_FLOPS
-    ]
+    short = [(s, d, bh) for s in SEQS for d in HEAD_DIMS for bh in BATCH_HEADS if _flops(s, d, bh) <= MAX_FLOPS]
+    return short + [c for c in LONG if _flops(*c) <= 4 * MAX_FLOPS]
+
+
+def _flops(s: int, d: int, bh: int) -> float:
+    return 4.0 * bh * s * s * d * LENGTH
 
 
 def run(ctx: Context) -> None:
