@@ -196,17 +196,35 @@ def test_replay_error_in_an_experiment_names_the_file_and_key(tmp_path, capsys):
 
 def test_sdpa_evaluation_reproduces_the_documented_errors():
     """README / calibration README: the attention model against the profiled sdpa.csv kernels, cuDNN
-    median |error| 16.6%, FlashAttention-2 8.0% (62 shapes each); cuDNN is fast on short sequences
-    with head dims padded to 128 and slow on long ones."""
-    from eval_sdpa import evaluate
+    median |error| 6.4% (fitted there), FlashAttention-2 8.4% (62 shapes each); run 2 repeats the shapes
+    (held out from the fit: cuDNN 5.8% over 69 shapes with the long sequences)."""
+    from eval_sdpa import CSV, evaluate
 
     t = evaluate()
     med = t.assign(e=t.error_pct.abs()).groupby("op").e.median()
     assert (t.groupby("op").size() == 62).all()
-    assert med["cudnn"] == pytest.approx(16.6, abs=0.05) and med["flash"] == pytest.approx(8.0, abs=0.05)
-    cudnn = t[t.op == "cudnn"]
-    assert cudnn[(cudnn.seq == 64) & (cudnn.head_dim > 64)].error_pct.median() < -15
-    assert cudnn[cudnn.seq >= 1024].error_pct.median() > 10
+    assert med["cudnn"] == pytest.approx(6.4, abs=0.05) and med["flash"] == pytest.approx(8.4, abs=0.05)
+    run2 = evaluate(CSV.parent / "run2" / "sdpa.csv")
+    cudnn2 = run2[run2.op == "cudnn"]
+    assert len(cudnn2) == 69 and cudnn2.error_pct.abs().median() == pytest.approx(5.8, abs=0.05)
+    # full key tiles at 8192 tokens, beyond the fitted sequences: within 7%
+    assert (cudnn2[cudnn2.seq == 8192].error_pct.abs() < 7).all()
+
+
+def test_partial_key_tile_costs_extra_only_when_the_key_length_leaves_one():
+    from sim.cost.gpu import GK_ATTN_CUDNN
+
+    sys.path.insert(0, str(ROOT / "experiments" / "gpu"))
+    from derive_constants import _model_us
+
+    gpu = sim.load_arch("h200").gpu
+    waves = np.array([1.0, 1.0, 4.0])
+    kernels = {"m": np.array([128, 128, 128]), "k": np.array([64, 64, 64]), "count": np.array([16, 16, 264]),
+               "n": np.array([128, 120, 120])}  # fmt: skip
+    t = _model_us(kernels, GK_ATTN_CUDNN)
+    full = _model_us(kernels, GK_ATTN_CUDNN, gpu_attention_partial_us=np.zeros(3))
+    assert full[0] == t[0]  # 128 keys: one full tile
+    assert t[1:] - full[1:] == pytest.approx(waves[1:] * gpu.attention_partial_us["cudnn"], rel=1e-9)
 
 
 def test_sdpa_family_runs_on_the_cpu_harness(tmp_path):

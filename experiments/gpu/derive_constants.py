@@ -4,7 +4,7 @@
 
 Prints every constant with the CSV rows and the statistic it comes from. Only microbenchmark
 files are read (gemm, conv, conv_kernels, attention, memory, groupnorm, host, calibration.yaml,
-scaling/scaling.csv, regimes/regimes.csv, chains/chains.csv, switch/switch.csv);
+scaling/scaling.csv, regimes/regimes.csv, chains/chains.csv, switch/switch.csv, sdpa/sdpa.csv);
 the end-to-end forwards (forward_*.csv) are never used. Kernel times come from the profiler
 (`*_kernels.csv`, `*_us` columns) where the suite recorded them; CUDA-event times of a single
 kernel include a fixed event overhead, measured here as event time - profiler time of the same
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from derive_attention import attention_constants
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = ROOT / "arch_configs" / "calibration" / "h200"
@@ -123,24 +124,8 @@ def derive(d: Path = DEFAULT_DIR) -> dict[str, tuple[float, str]]:
     out.update(_chains(d / "chains" / "chains.csv", floor, out["elementwise_gbs"][0]))
     out.update(_switch(d / "switch" / "switch.csv", out["graph_gap_us"][0]))
 
-    # fused attention: MMA efficiency per backend, exp (SFU) ceiling, per-wave cost of a one-tile sequence
-    for key, name in (("cudnn", "default"), ("flash2", "flash"), ("efficient", "efficient")):
-        out[f"attention_efficiency.{key}"] = (
-            round(cal["attention"][f"{name}_max_tflops"] / peak, 3),
-            f"calibration.yaml attention.{name}_max_tflops / 989",
-        )
-        rows_ = att[(att.benchmark == name) & (att.head_dim <= 64)]
-        out[f"attention_gscores_s.{key}"] = (
-            float(rows_.gscores_s.max().round()),
-            f"attention.csv benchmark={name} head_dim <= 64: max gscores_s",
-        )
-        seq16 = att[(att.benchmark == name) & (att.seq_q == 16) & (att.bh >= 10240)]
-        waves = np.ceil(seq16.bh / 132)
-        out[f"attention_tile_us.{key}"] = (
-            round(float(np.median((seq16.time_us - ev) / waves)), 2),
-            f"attention.csv benchmark={name} seq 16, bh >= 10240: median (time - event) / ceil(bh/132) waves",
-        )
-    out.update(_attention_fixed(att, ev))
+    # fused attention: MMA efficiency, exp (SFU) rate, wave start-up, partial-tile and fixed cost per backend
+    out.update(attention_constants(d, att, cal, ev, peak))
 
     h = cal["host"]
     out["graph_launch_us"] = (h["graph_launch_us"], "calibration.yaml host.graph_launch_us")
@@ -407,31 +392,6 @@ def _gemm_sweep(d: Path, ev: float) -> dict[str, tuple[float, str]]:
            f"(median/90th percentile |error|: {stats})")  # fmt: skip
     return {"gemm_efficiency": (e, why + ": mainloop efficiency"), "gemm_tile_overhead_k": (k0, why + ": per-tile K"),
             "gemm_tile_feed_gbs": (feed, why + ": operand feed per SM")}  # fmt: skip
-
-
-def _attention_fixed(att: pd.DataFrame, ev: float) -> dict[str, tuple[float, str]]:
-    """Fixed time of a fused attention call per backend: median of (time - event overhead - the wave
-    model) over the attention.csv rows that run at most two waves of thread blocks (short kernels,
-    where launch, prologue, epilogue and cuDNN's memset are most of the time)."""
-    import sim
-    from sim.cost.gpu import GK_ATTENTION
-    from sim.runtime.expand import _pad
-
-    tiles_q = sim.load_arch("h200").gpu.attention_tile_q
-    out = {}
-    for i, (key, name) in enumerate((("cudnn", "default"), ("flash2", "flash"), ("efficient", "efficient"))):
-        rows = att[att.benchmark == name]
-        gk = GK_ATTENTION + i
-        kernels = {"m": rows.seq_q.to_numpy(), "n": rows.seq_kv.to_numpy(), "count": rows.bh.to_numpy(),
-                   "k": np.array([_pad(int(d), gk) for d in rows.head_dim])}  # fmt: skip
-        model = _model_us(kernels, gk, gpu_attention_fixed_us=np.zeros(3))
-        short = (rows.bh * np.ceil(rows.seq_q / tiles_q[key]) <= 2 * 132).to_numpy()
-        resid = (rows.time_us.to_numpy(float) - ev - model)[short]
-        out[f"attention_fixed_us.{key}"] = (
-            round(max(0.0, float(np.median(resid))), 2),
-            f"attention.csv benchmark={name}, <= 2 waves ({short.sum()} rows): median (time - event - wave model)",
-        )
-    return out
 
 
 def _transposes(ck: pd.DataFrame, regimes_csv: Path) -> dict[str, tuple[float, str]]:

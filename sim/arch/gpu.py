@@ -243,8 +243,13 @@ class GpuConfig:
     attention_tile_us: dict[str, float] = field(
         default_factory=dict,
         metadata=_keyed(
-            "time of one wave of one-tile thread blocks (short sequences), by backend", "us", ATTENTION_BACKENDS
+            "start-up of a wave of thread blocks beyond its key tiles, by backend", "us", ATTENTION_BACKENDS
         ),
+    )
+    attention_partial_us: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_keyed("extra time of a wave whose last key tile is partial (the key length not a multiple of "
+                        "the key tile), by backend", "us", ATTENTION_BACKENDS),  # fmt: skip
     )
     attention_fixed_us: dict[str, float] = field(
         default_factory=dict,
@@ -300,7 +305,7 @@ class GpuConfig:
 
     def __post_init__(self) -> None:
         for name in ("bandwidth_gbs", "softmax_row_gbs", "softmax_unaligned_row_gbs", "softmax_fp32_row_gbs",
-                     "attention_efficiency", "attention_gscores_s", "attention_tile_us",
+                     "attention_efficiency", "attention_gscores_s", "attention_tile_us", "attention_partial_us",
                      "attention_fixed_us", "attention_tile_q", "attention_tile_kv", "eager_op_us"):  # fmt: skip
             keys = type(self).__dataclass_fields__[name].metadata["keys"]
             for key in set(getattr(self, name)) - set(keys):

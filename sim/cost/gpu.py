@@ -27,12 +27,13 @@ record). The mechanisms, each general to GPUs and none specific to a model:
   `sustained_tensor_ratio` (a forward replayed back to back holds the board at its power cap,
   where the SM clock falls; the GEMM constants come from short bursts). Memory time is not.
 - Fused attention (cuDNN / FlashAttention-2 / memory-efficient): one thread block per
-  (batch x head, query tile); a wave of blocks takes `attention_tile_us` for its first key tile
-  (measured at sequence 16, the whole kernel being one tile) and then, per further key tile,
-  the longer of its MMAs (2 x tq x tkv x d at `attention_efficiency` of the SM's rate) and its
-  exps on the special-function units (`attention_gscores_s`, spread over the SMs), plus
-  `attention_fixed_us` per call (launch, prologue and epilogue of a one-wave kernel, cuDNN's
-  memset). Head dims
+  (batch x head, query tile); a wave of blocks takes its start-up `attention_tile_us`, then per
+  key tile the longer of its MMAs (2 x tq x tkv x d at `attention_efficiency` of the SM's rate)
+  and its exps on the special-function units (`attention_gscores_s`, spread over the SMs), plus
+  `attention_partial_us` when the key length leaves a partial last tile (masked); plus
+  `attention_fixed_us` per call (launch, cuDNN's memset). cuDNN's and FlashAttention-2's
+  constants come from kernels profiled inside graph replays (`sdpa/sdpa.csv`:
+  `experiments/gpu/derive_attention.py`). Head dims
   arrive padded by the runtime model (40 -> 64, 72 -> 128, 160 -> 192).
 - Memory-bound kernels: `kernel_floor_us` + bytes / the measured bandwidth of their class
   (`bandwidth_gbs`); softmax at the rate measured for its row length (`softmax_row_gbs`: PyTorch
@@ -246,7 +247,8 @@ def _attention_cycles(k, hw):
     rate = hw.array_rows * hw.array_cols * hw.array_count * hw.gpu_attention_efficiency[b]
     mma = 2.0 * tq * tkv * k.k / rate
     exp = tq * tkv / (hw.gpu_attention_gscores_s[b] * 1e9 / sms) * hz
-    return waves * (hw.gpu_attention_tile_us[b] * 1e-6 * hz + (iters - 1) * max(mma, exp))
+    partial = hw.gpu_attention_partial_us[b] if k.n % tkv else 0.0
+    return waves * ((hw.gpu_attention_tile_us[b] + partial) * 1e-6 * hz + iters * max(mma, exp))
 
 
 @njit(cache=True)
