@@ -42,36 +42,45 @@ def _flops(s: int, d: int, bh: int) -> float:
 
 
 def run(ctx: Context) -> None:
-    torch = ctx.torch
-    F = torch.nn.functional
-    try:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-    except ImportError:  # torch < 2.3
-        ctx.log("sdpa: torch.nn.attention missing")
-        return
-    n_k = 2 if ctx.quick else LENGTH
+    torch, n_k = ctx.torch, (2 if ctx.quick else LENGTH)
 
     def body(s: int, d: int, bh: int) -> None:
         heads = 8 if bh % 8 == 0 else 1
         x = torch.randn(bh // heads, s, heads, d, device=ctx.device, dtype=ctx.dtype).transpose(1, 2)
         nbytes = float(n_k * 4 * x.numel() * x.element_size())
-        flops = 4.0 * n_k * bh * s * s * d
-        for name, backend in (("cudnn", "CUDNN_ATTENTION"), ("flash", "FLASH_ATTENTION")):
-            if not hasattr(SDPBackend, backend):
-                continue
-
-            def chain(be: Any = getattr(SDPBackend, backend)) -> Any:
-                z = x
-                with sdpa_kernel([be]):
-                    for _ in range(n_k):
-                        z = F.scaled_dot_product_attention(z, z, z)
-                return z
-
-            _guard(ctx, f"sdpa {name} s{s} d{d} bh{bh}",
-                   lambda chain=chain, name=name: chain_row(ctx, "sdpa", name, f"{s}x{d}x{bh}", nbytes, flops, chain,
-                                                            family=FAMILY))  # fmt: skip
+        sdpa_chain_rows(ctx, x, n_k, FAMILY, f"{s}x{d}x{bh}", nbytes, 4.0 * n_k * bh * s * s * d)
 
     _sweep(ctx, "sdpa", cases(ctx.quick), body)
 
 
-__all__ = ["cases", "run"]
+BACKENDS = (("cudnn", "CUDNN_ATTENTION"), ("flash", "FLASH_ATTENTION"))
+
+
+def sdpa_chain_rows(ctx: Context, x: Any, n_k: int, family: str, shape: str, nbytes: float, flops: float,
+                    residual: bool = False) -> None:  # fmt: skip
+    """Rows (benchmark `sdpa`, op = backend) of `n_k` dependent F.scaled_dot_product_attention calls on
+    `x` per forced backend (each call's output the next one's q, k, v; plus a residual add when
+    `residual`)."""
+    F = ctx.torch.nn.functional
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch < 2.3
+        ctx.log(f"{family}: torch.nn.attention missing, no SDPA chains")
+        return
+    for name, backend in BACKENDS:
+        if not hasattr(SDPBackend, backend):
+            continue
+
+        def chain(be: Any = getattr(SDPBackend, backend)) -> Any:
+            z = x
+            with sdpa_kernel([be]):
+                for _ in range(n_k):
+                    o = F.scaled_dot_product_attention(z, z, z)
+                    z = z + o if residual else o
+            return z
+
+        _guard(ctx, f"{family} sdpa {name} {shape}",
+               lambda chain=chain, name=name: chain_row(ctx, "sdpa", name, shape, nbytes, flops, chain, family=family))  # fmt: skip
+
+
+__all__ = ["cases", "run", "sdpa_chain_rows"]

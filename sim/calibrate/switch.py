@@ -24,7 +24,8 @@ from typing import Any
 
 from ._bench import Context
 from .chains import add_chain, chain_row
-from .scaling import _guard, _sweep
+from .scaling import _sweep
+from .sdpa import sdpa_chain_rows
 
 FAMILY = "switch"
 LENGTH = 48
@@ -61,33 +62,12 @@ def _switch(ctx: Context) -> bool:
 
 
 def _sdpa(ctx: Context) -> bool:
-    torch = ctx.torch
-    F = torch.nn.functional
-    try:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-    except ImportError:  # torch < 2.3
-        ctx.log("switch: torch.nn.attention missing, no SDPA chains")
-        return True
     n_k = 2 if ctx.quick else 24
 
     def body(b: int, h: int, s: int, d: int) -> None:
-        x = torch.randn(b, h, s, d, device=ctx.device, dtype=ctx.dtype)
+        x = ctx.torch.randn(b, h, s, d, device=ctx.device, dtype=ctx.dtype)
         nbytes = float(n_k * 7 * x.numel() * x.element_size())
-        flops = 4.0 * n_k * b * h * s * s * d
-        for name, backend in (("cudnn", "CUDNN_ATTENTION"), ("flash", "FLASH_ATTENTION")):
-            if not hasattr(SDPBackend, backend):
-                continue
-
-            def chain(be: Any = getattr(SDPBackend, backend)) -> Any:
-                z = x
-                with sdpa_kernel([be]):
-                    for _ in range(n_k):
-                        z = z + F.scaled_dot_product_attention(z, z, z)
-                return z
-
-            _guard(ctx, f"switch sdpa {name} {b}x{h}x{s}x{d}",
-                   lambda chain=chain, name=name: chain_row(ctx, "sdpa", name, f"{b}x{h}x{s}x{d}", nbytes, flops, chain,
-                                                            family=FAMILY))  # fmt: skip
+        sdpa_chain_rows(ctx, x, n_k, FAMILY, f"{b}x{h}x{s}x{d}", nbytes, 4.0 * n_k * b * h * s * s * d, residual=True)
 
     return _sweep(ctx, "switch sdpa", [(1, 2, 16, 64)] if ctx.quick else list(SDPA_SHAPES), body)
 
