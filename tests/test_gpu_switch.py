@@ -234,3 +234,15 @@ def test_sdpa_family_runs_on_the_cpu_harness(tmp_path):
     assert main(["--out", str(tmp_path), "--families", "sdpa", "--device", "cpu", "--quick"]) == 0
     rows = pd.read_csv(tmp_path / "sdpa.csv")
     assert "flash/eager" in set(rows.op) and (rows.launches > 0).all()
+
+
+def test_predictions_committed_before_the_holdout2_run_are_within_10pct_of_it():
+    """holdout2/: ttvsim's predictions (written before the device run, with the code revision) against the
+    single replays measured afterwards: every case and attention path within 10% for both replay regimes."""
+    pred = pd.read_csv(DATA / "holdout2" / "predictions.csv")
+    times = pd.read_csv(DATA / "holdout2" / "forward_times.csv")
+    graph = times[times["mode"] == "graph"].set_index(["model", "attention"]).time_ms
+    pred = pred[pred.case.isin(graph.index.get_level_values(0))]
+    assert len(pred) == 20 and pred.code.nunique() == 1
+    measured = graph.loc[list(zip(pred.case, pred.attention))].to_numpy()
+    assert (abs(pred.ttvsim_ms.to_numpy() / measured - 1) < 0.10).all()

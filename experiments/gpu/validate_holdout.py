@@ -35,6 +35,8 @@ import sim  # noqa: E402
 import workloads  # noqa: E402
 
 HOLDOUT = DATA / "holdout"
+# measured after the session-17 model changes, ttvsim's predictions committed first (holdout2/predictions.csv)
+HOLDOUT2 = DATA / "holdout2"
 # measured model -> (ttvsim model, whether it takes `frames`)
 ZOO = {
     "sd15_unet": ("sd15_unet", False), "sd21_unet": ("sd21_unet", False), "sdxl_unet": ("sdxl_unet", False),
@@ -65,8 +67,15 @@ def measured_temporal_share(kernels: pd.DataFrame) -> float | None:
     return float(kernels.time_us[pick].sum() / kernels.time_us.sum())
 
 
-def validate(folder: Path = HOLDOUT) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(per case and attention: times, ratio, temporal share; class shares; LLaMA decode rows)."""
+def validate(folders: tuple[Path, ...] = (HOLDOUT, HOLDOUT2)) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(per case and attention: times, ratio, temporal share; class shares; LLaMA decode rows of the first
+    folder); rows carry the folder they come from (`set`)."""
+    parts = [_validate_folder(folder) for folder in folders]
+    return (pd.concat([p[0] for p in parts], ignore_index=True), pd.concat([p[1] for p in parts], ignore_index=True),
+            decode_rows(folders[0]))  # fmt: skip
+
+
+def _validate_folder(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     times = pd.read_csv(folder / "forward_times.csv")
     classes = pd.read_csv(folder / "forward_op_classes.csv")
     kernels = pd.read_csv(folder / "forward_kernels.csv")
@@ -84,7 +93,7 @@ def validate(folder: Path = HOLDOUT) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
             ms, ours = float(times[pick].time_ms.iloc[0]), result.latency_s * 1e3
             idle = simulator.run(arch, attention=attention, runtime={"mode": "cuda_graph", "replay": "from_idle"})
             mine = kernels[(kernels.model == label) & (kernels.attention == attention)]
-            rows.append({"model": label, "attention": attention, "measured_ms": ms, "ttvsim_ms": ours,
+            rows.append({"set": folder.name, "model": label, "attention": attention, "measured_ms": ms, "ttvsim_ms": ours,
                          "error_pct": 100 * (ours / ms - 1), "ttvsim_from_idle_ms": idle.latency_s * 1e3,
                          "error_from_idle_pct": 100 * (idle.latency_s * 1e3 / ms - 1),
                          "measured_temporal_pct": _pct(measured_temporal_share(mine)),
@@ -93,9 +102,9 @@ def validate(folder: Path = HOLDOUT) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
             meas_share = meas.groupby("op_class")["share"].sum()
             for cls, share in _shares(result).items():
                 m = float(meas_share.get(cls, 0.0))
-                share_rows.append({"model": label, "attention": attention, "op_class": cls, "measured_pct": 100 * m,
+                share_rows.append({"set": folder.name, "model": label, "attention": attention, "op_class": cls, "measured_pct": 100 * m,
                                    "ttvsim_pct": 100 * share, "error_points": 100 * (share - m)})  # fmt: skip
-    return pd.DataFrame(rows), pd.DataFrame(share_rows), decode_rows(folder)
+    return pd.DataFrame(rows), pd.DataFrame(share_rows)
 
 
 def _pct(x: float | None) -> float | None:
@@ -139,17 +148,19 @@ def report(times: pd.DataFrame, shares: pd.DataFrame, decode: pd.DataFrame) -> s
         "constant; the mechanisms added after the first comparison (softmax kernel choice by row alignment and "
         "dtype, fp32 upcast attention) come from `dispatch/dispatch.csv` microbenchmarks. The measured times are "
         "single replays from an idle GPU: ttvsim with `replay: back_to_back` (the default) and `from_idle` (the "
-        "device also waits for the host's launch of every node) bracket them (`gpu_validation.md`).",
+        "device also waits for the host's launch of every node) bracket them (`gpu_validation.md`). Set "
+        "`holdout2` was measured after the last model change, with ttvsim's predictions committed before the run "
+        "(`holdout2/predictions.csv`: the same values as below).",
         "",
-        "| case | attention | measured ms | ttvsim ms | error | ttvsim from idle | error | temporal attention % "
+        "| set | case | attention | measured ms | ttvsim ms | error | ttvsim from idle | error | temporal attention % "
         "(measured / ttvsim) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in times.itertuples():
         temporal = (
             "" if pd.isna(r.measured_temporal_pct) else f"{r.measured_temporal_pct:.1f} / {r.ttvsim_temporal_pct:.1f}"
         )
-        lines.append(f"| {r.model} | {r.attention} | {r.measured_ms:.2f} | {r.ttvsim_ms:.2f} | {r.error_pct:+.1f}% | "
+        lines.append(f"| {r.set} | {r.model} | {r.attention} | {r.measured_ms:.2f} | {r.ttvsim_ms:.2f} | {r.error_pct:+.1f}% | "
                      f"{r.ttvsim_from_idle_ms:.2f} | {r.error_from_idle_pct:+.1f}% | {temporal} |")  # fmt: skip
     within = (times.error_pct.abs() <= 10).sum()
     within_idle = (times.error_from_idle_pct.abs() <= 10).sum()
