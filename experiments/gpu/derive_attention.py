@@ -16,7 +16,7 @@ cuDNN (PyTorch's default on sm90), from `sdpa/sdpa.csv` (kernels profiled inside
 5. the fixed cost: median over every row of (kernel time - the wave model).
 FlashAttention-2 and memory-efficient: rates from `attention.csv` maxima, start-up from its
 sequence-16 rows less one key tile (no partial-tile term), fixed cost from its rows of <= 2 waves (the
-same structure fitted to sdpa.csv's FlashAttention-2 rows gave a worse median error, 9.4% against 8.0%).
+same structure fitted to sdpa.csv's FlashAttention-2 rows gave a worse median error, 9.4% against 8.4%).
 """
 
 from __future__ import annotations

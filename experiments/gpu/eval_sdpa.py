@@ -4,8 +4,9 @@
 
 `sdpa/sdpa.csv` (family `sdpa`) times cuDNN and FlashAttention-2 SDPA kernels with the profiler
 (12 dependent calls per chain) over sequence 64-4096, head dim 64-128 and batch x heads 16-4096.
-The model's constants come from `attention.csv` (event-timed calls); this prints, per backend, the
-model's error per shape and its median / 90th-percentile |error| -- an evaluation, not a fit.
+cuDNN's constants are derived from these rows (`derive_attention.py`; `sdpa/run2/` repeats them and adds
+long sequences, held out), FlashAttention-2's from the event-timed `attention.csv`. Prints, per backend,
+the model's error per shape and its median / 90th-percentile |error|.
 """
 
 from __future__ import annotations
