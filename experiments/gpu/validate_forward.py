@@ -108,6 +108,11 @@ class Run:
         w.writerow({k: _fmt(row.get(k)) for k in columns})
         f.flush()
 
+    def time_row(self, model: str, attention: str, mode: str, time_ms: float, note: str, **extra: Any) -> None:
+        """One forward_times.csv row (`extra`: kernels, batch, reps, spread_ms)."""
+        self.write("forward_times", TIMES_COLUMNS, {"model": model, "attention": attention, "mode": mode,
+                                                    "time_ms": time_ms, "note": note, **extra})  # fmt: skip
+
     def sync(self) -> None:
         if self.cuda:
             self.torch.cuda.synchronize()
@@ -233,34 +238,10 @@ def run_diffusion(run: Run, case: Case, args: argparse.Namespace) -> None:
             est = ev[0]
             n_eager = int(min(10, max(3, 3000 / max(est, 1e-3))))
             ev, wall = time_eager(run, fwd, n_eager)
-            run.write(
-                "forward_times",
-                TIMES_COLUMNS,
-                {
-                    "model": label,
-                    "attention": attention,
-                    "mode": "eager",
-                    "time_ms": statistics.median(ev),
-                    "batch": b,
-                    "reps": n_eager,
-                    "spread_ms": max(ev) - min(ev),
-                    "note": f"CUDA events; first call {first:.1f} ms",
-                },
-            )
-            run.write(
-                "forward_times",
-                TIMES_COLUMNS,
-                {
-                    "model": label,
-                    "attention": attention,
-                    "mode": "eager_wall",
-                    "time_ms": statistics.median(wall),
-                    "batch": b,
-                    "reps": n_eager,
-                    "spread_ms": max(wall) - min(wall),
-                    "note": "perf_counter + synchronize",
-                },
-            )
+            run.time_row(label, attention, "eager", statistics.median(ev), f"CUDA events; first call {first:.1f} ms",
+                         batch=b, reps=n_eager, spread_ms=max(ev) - min(ev))  # fmt: skip
+            run.time_row(label, attention, "eager_wall", statistics.median(wall), "perf_counter + synchronize",
+                         batch=b, reps=n_eager, spread_ms=max(wall) - min(wall))  # fmt: skip
             run.log(
                 f"  {label} [{attention}] eager {statistics.median(ev):.2f} ms (wall {statistics.median(wall):.2f})"
             )
@@ -283,20 +264,7 @@ def run_diffusion(run: Run, case: Case, args: argparse.Namespace) -> None:
                 ("kernel_busy", prof["busy_us"] / 1e3, "union of kernel intervals (GPU busy time)"),
                 ("profiled_wall", prof["wall_ms"], "wall clock of the profiled forward (profiler overhead included)"),
             ):
-                run.write(
-                    "forward_times",
-                    TIMES_COLUMNS,
-                    {
-                        "model": label,
-                        "attention": attention,
-                        "mode": mode,
-                        "time_ms": val,
-                        "kernels": prof["launches"],
-                        "batch": b,
-                        "reps": 1,
-                        "note": note,
-                    },
-                )
+                run.time_row(label, attention, mode, val, note, kernels=prof["launches"], batch=b, reps=1)
         except Exception as exc:
             run.fail(f"{label} [{attention}] profile", exc)
         if run.cuda and not args.no_graph:
@@ -311,20 +279,8 @@ def run_diffusion(run: Run, case: Case, args: argparse.Namespace) -> None:
                     gprof.update(replay_variants(run, graph))
 
                 g = time_graph(run, fwd, reps, after=after)
-                run.write(
-                    "forward_times",
-                    TIMES_COLUMNS,
-                    {
-                        "model": label,
-                        "attention": attention,
-                        "mode": "graph",
-                        "time_ms": statistics.median(g),
-                        "batch": b,
-                        "reps": reps,
-                        "spread_ms": max(g) - min(g),
-                        "note": "CUDA graph replay, CUDA events",
-                    },
-                )
+                run.time_row(label, attention, "graph", statistics.median(g), "CUDA graph replay, CUDA events",
+                             batch=b, reps=reps, spread_ms=max(g) - min(g))  # fmt: skip
                 run.log(f"  {label} [{attention}] graph replay {statistics.median(g):.2f} ms (median of {reps})")
                 record_graph_profile(run, label, attention, b, gprof, args.timeline)
             except Exception as exc:
@@ -356,8 +312,7 @@ def record_graph_profile(
     ):
         if val is None:
             continue
-        run.write("forward_times", TIMES_COLUMNS, {"model": label, "attention": attention, "mode": mode, "time_ms": val,
-                                                   "kernels": prof["launches"], "batch": batch, "reps": 1, "note": note})  # fmt: skip
+        run.time_row(label, attention, mode, val, note, kernels=prof["launches"], batch=batch, reps=1)
     for row in sorted(prof["rows"], key=lambda r: -r["time_us"]):
         run.write("forward_graph_kernels", GRAPH_KERNEL_COLUMNS, {"model": label, "attention": attention, **row})
     if timeline:
@@ -395,34 +350,11 @@ def run_llama(run: Run, case: Case, args: argparse.Namespace) -> None:
         for _ in range(3):
             step()
         ev, wall = time_eager(run, step, 10 if not args.smoke else 3)
-        run.write(
-            "forward_times",
-            TIMES_COLUMNS,
-            {
-                "model": name,
-                "attention": "sdpa",
-                "mode": "eager",
-                "time_ms": statistics.median(ev),
-                "batch": batch,
-                "reps": len(ev),
-                "spread_ms": max(ev) - min(ev),
-                "note": f"decode step, KV cache {kv} growing one token a step; CUDA events",
-            },
-        )
-        run.write(
-            "forward_times",
-            TIMES_COLUMNS,
-            {
-                "model": name,
-                "attention": "sdpa",
-                "mode": "eager_wall",
-                "time_ms": statistics.median(wall),
-                "batch": batch,
-                "reps": len(wall),
-                "spread_ms": max(wall) - min(wall),
-                "note": f"decode step, KV cache {kv} growing one token a step; wall clock",
-            },
-        )
+        what = f"decode step, KV cache {kv} growing one token a step"
+        run.time_row(name, "sdpa", "eager", statistics.median(ev), f"{what}; CUDA events", batch=batch, reps=len(ev),
+                     spread_ms=max(ev) - min(ev))  # fmt: skip
+        run.time_row(name, "sdpa", "eager_wall", statistics.median(wall), f"{what}; wall clock", batch=batch,
+                     reps=len(wall), spread_ms=max(wall) - min(wall))  # fmt: skip
         prof = profile_forward(run, step)
     record_profile(run, name, "sdpa", prof)
     med = statistics.median(wall)
@@ -437,20 +369,7 @@ def run_llama(run: Run, case: Case, args: argparse.Namespace) -> None:
             "GPU busy / first-kernel-start..last-kernel-end span (profiled step): unitless",
         ),
     ):
-        run.write(
-            "forward_times",
-            TIMES_COLUMNS,
-            {
-                "model": name,
-                "attention": "sdpa",
-                "mode": mode,
-                "time_ms": val,
-                "kernels": prof["launches"],
-                "batch": batch,
-                "reps": 1,
-                "note": note,
-            },
-        )
+        run.time_row(name, "sdpa", mode, val, note, kernels=prof["launches"], batch=batch, reps=1)
     run.log(
         f"  {name}: eager step {statistics.median(ev):.2f} ms (wall {med:.2f}), {prof['launches']} kernels, "
         f"kernel sum {prof['kernel_sum_us'] / 1e3:.2f} ms, busy fraction {prof['busy_us'] / 1e3 / med:.2f}"
